@@ -1,0 +1,122 @@
+"""Validate the answers before cookiecutter writes anything.
+
+Valid Python before and after rendering: the only Jinja is the JSON of the answers inside a
+raw string, parsed in `main()`. A rejected answer prints one line that names the value, says
+why and shows what would be accepted; cookiecutter then deletes the project folder it created.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import sys
+
+ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
+
+SUPPORTED_PYTHON = ("3.10", "3.11", "3.12", "3.13")
+# A PEP 508 distribution name that is also a plain folder name.
+SLUG_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+# Written in pieces: this file is itself rendered by Jinja.
+JINJA_MARKERS = ("{" + "{", "{" + "%")
+PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+WANDB_ENTITY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+WANDB_PROJECT_FORBIDDEN = set('/\\#?%:')
+# Import names the generated project depends on: a package with one of these names would shadow it.
+DEPENDENCY_MODULES = {
+    "hydra", "omegaconf", "torch", "torchmetrics", "pytorch_lightning", "lightning", "wandb",
+    "sklearn", "numpy", "yaml", "tests", "configs",
+}
+
+
+def check_project_slug(slug: str) -> str | None:
+    if not SLUG_RE.match(slug):
+        return (
+            f"project_slug {slug!r} is not a valid folder/distribution name: use ASCII letters, "
+            "digits, '-', '_' or '.', starting and ending with a letter or digit (e.g. 'my-ml-project')"
+        )
+    return None
+
+
+def check_package_name(name: str) -> str | None:
+    if not PACKAGE_RE.match(name):
+        return (
+            f"package_name {name!r} is not a lowercase Python identifier: use a-z, 0-9 and '_', "
+            "not starting with a digit (e.g. 'my_ml_project')"
+        )
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return f"package_name {name!r} is a Python keyword: pick another name (e.g. '{name}_ml')"
+    if name in sys.stdlib_module_names or name in DEPENDENCY_MODULES:
+        return (
+            f"package_name {name!r} would shadow the module of that name that the project imports: "
+            f"pick another name (e.g. 'my_{name}')"
+        )
+    return None
+
+
+def check_python_version(version: str) -> str | None:
+    if version not in SUPPORTED_PYTHON:
+        return f"python_version {version!r} is not supported: use one of {', '.join(SUPPORTED_PYTHON)}"
+    return None
+
+
+def check_author_email(email: str) -> str | None:
+    if email and not EMAIL_RE.match(email):
+        return f"author_email {email!r} is not an e-mail address: use 'name@example.com' or leave it empty"
+    return None
+
+
+def check_wandb_entity(entity: str) -> str | None:
+    if entity and not WANDB_ENTITY_RE.match(entity):
+        return (
+            f"wandb_entity {entity!r} is not a W&B entity name: use lowercase letters, digits, '-' "
+            "and '_' (e.g. 'my-team'), or leave it empty for your default entity"
+        )
+    return None
+
+
+def check_wandb_project(project: str) -> str | None:
+    bad = sorted(WANDB_PROJECT_FORBIDDEN.intersection(project))
+    if not project or len(project) > 128 or bad:
+        return (
+            f"wandb_project {project!r} is not a W&B project name: use 1 to 128 characters without "
+            f"{' '.join(sorted(WANDB_PROJECT_FORBIDDEN))} (e.g. 'my-ml-project')"
+        )
+    return None
+
+
+def check_project_name(name: str) -> str | None:
+    if not name.strip():
+        return "project_name is empty: give the project a name (e.g. 'My ML Project')"
+    if any(marker in name for marker in JINJA_MARKERS):
+        return f"project_name {name!r} contains Jinja markup ({' or '.join(JINJA_MARKERS)}): remove it"
+    return None
+
+
+CHECKS = {
+    "project_name": check_project_name,
+    "project_slug": check_project_slug,
+    "package_name": check_package_name,
+    "python_version": check_python_version,
+    "author_email": check_author_email,
+    "wandb_entity": check_wandb_entity,
+    "wandb_project": check_wandb_project,
+}
+
+
+def validate(answers: dict[str, str]) -> list[str]:
+    """Return one message per rejected answer, in question order."""
+    problems = (check(str(answers.get(key, ""))) for key, check in CHECKS.items())
+    return [problem for problem in problems if problem]
+
+
+def main() -> int:
+    problems = validate(json.loads(ANSWERS_JSON))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""Training package of {{ cookiecutter.project_slug }}.
+
+Kept import-free on purpose: `train.py --help` and shell completion must not load torch.
+"""

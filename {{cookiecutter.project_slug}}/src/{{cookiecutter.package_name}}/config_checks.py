@@ -1,0 +1,52 @@
+"""Config validation: the one place that turns a bad config into one clear error line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message says which value and what would."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Fail fast, before any heavy import, on values that would fail late or silently."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("ckpt_path is required: pass ckpt_path=<run dir>/checkpoints/best.ckpt")
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path!r} is not a file: pass the path of a .ckpt file")
+    monitor = cfg.get("monitor")
+    if monitor is not None and monitor.mode not in ("min", "max"):
+        raise ConfigError(f"monitor.mode={monitor.mode!r} must be 'min' or 'max'")
+    if monitor is not None and not monitor.metric.startswith(("train/", "val/")):
+        raise ConfigError(
+            f"monitor.metric={monitor.metric!r} must be a metric logged during fit, "
+            "e.g. 'val/acc' or 'val/loss'"
+        )
+    shape = list(cfg.dataset.input_shape)
+    if len(shape) != 3 or not all(isinstance(n, int) and n > 0 for n in shape):
+        raise ConfigError(f"dataset.input_shape={shape} must be [channels, height, width] of positive ints")
+
+
+def exit_on_config_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
+    """Run `check_config` first; report a ConfigError as one line and exit with status 2."""
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> T:
+        try:
+            check_config(cfg)
+            return task(cfg)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,1 @@
+"""Networks (`mlp`, `alexnet`) and the LightningModule that trains any of them (`classifier`)."""

@@ -1,0 +1,20 @@
+"""Where configs and run outputs live: the one place that answers those questions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def config_dir() -> str:
+    """The configs inside an installed wheel, else the `configs/` folder of the checkout."""
+    packaged = _PACKAGE_DIR / "configs"
+    return str(packaged if packaged.is_dir() else _PACKAGE_DIR.parents[1] / "configs")
+
+
+def run_dir() -> Path:
+    """The output dir of the running Hydra job (where logs, checkpoints and metrics.json go)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)

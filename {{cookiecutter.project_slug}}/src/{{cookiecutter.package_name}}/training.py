@@ -1,0 +1,67 @@
+"""One training job: fit, test the best checkpoint, write metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from .models.classifier import Classifier
+from .paths import run_dir
+from .utils.callbacks import build_callbacks
+from .utils.loggers import build_loggers, finish_wandb
+from .utils.metrics import scalar_metrics, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def build_classifier(cfg: DictConfig) -> Classifier:
+    def plain(node: Any) -> Any:
+        return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+    return Classifier(
+        net=plain(cfg.model),
+        optimizer=plain(cfg.optimizer),
+        scheduler=plain(cfg.get("scheduler")),
+        num_classes=cfg.dataset.num_classes,
+    )
+
+
+def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
+    """The trainer from `cfg.trainer`; a progress bar only when stderr is a terminal, unless set."""
+    if cfg.trainer.get("enable_progress_bar") is None:
+        kwargs["enable_progress_bar"] = sys.stderr.isatty()
+    return instantiate(cfg.trainer, **kwargs)
+
+
+def run_training(cfg: DictConfig) -> dict[str, float]:
+    out_dir = run_dir()
+    log.info("Run dir: %s\nConfig:\n%s", out_dir, OmegaConf.to_yaml(cfg, resolve=True))
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule: pl.LightningDataModule = instantiate(cfg.dataset)
+    model = build_classifier(cfg)
+    loggers = build_loggers(cfg)
+    trainer = build_trainer(cfg, callbacks=build_callbacks(cfg), logger=loggers or False)
+
+    failed = True
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics = scalar_metrics(trainer.callback_metrics)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.get("test", True):
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            metrics |= scalar_metrics(trainer.callback_metrics)
+        metrics |= {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
+        path = write_metrics(out_dir, metrics)
+        failed = False
+    finally:
+        finish_wandb(failed)
+
+    summary = ", ".join(f"{name}={metrics[name]:.4f}" for name in ("val/acc_best", "test/acc") if name in metrics)
+    log.info("Done: %s\nMetrics: %s\nCheckpoints: %s", summary, path, out_dir / "checkpoints")
+    return metrics

@@ -1,0 +1,1 @@
+"""Run plumbing: loggers, callbacks, metrics files."""

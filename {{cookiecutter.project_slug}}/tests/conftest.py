@@ -1,0 +1,57 @@
+"""Compose configs the way train.py does, with run outputs in a temporary dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from {{ cookiecutter.package_name }}.paths import config_dir
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+CONFIG_DIR = Path(config_dir())
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+DATASETS, MODELS, EXPERIMENTS = options("dataset"), options("model"), options("experiment")
+# The dataset that needs no download: every training test uses it.
+OFFLINE_DATASET = "digits"
+
+
+@pytest.fixture
+def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Return `compose(*overrides, config_name=...)`: a job config as train.py would see it,
+    with its own fresh run dir on every call."""
+
+    def _compose(*overrides: str, config_name: str = "config") -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name, overrides=[f"paths.root_dir={tmp_path}", *overrides], return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = tempfile.mkdtemp(prefix="run-", dir=tmp_path)
+            HydraConfig.instance().set_config(cfg)
+            del cfg.hydra
+        return cfg
+
+    return _compose
+
+
+def run_script(
+    *args: str, cwd: Path, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python <args>` in a fresh interpreter, as a user would; env values of None are unset."""
+    merged = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
+    full_env = {name: value for name, value in merged.items() if value is not None}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
+    )

@@ -1,0 +1,110 @@
+"""Real training on digits: accuracy, checkpoints, resume, evaluation, and the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import PROJECT_DIR, run_script
+
+from {{ cookiecutter.package_name }}.models.classifier import Classifier
+from {{ cookiecutter.package_name }}.training import run_training
+
+CHANCE = 0.1
+
+
+def read_metrics(run_dir: Path) -> dict[str, float]:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_short_training_learns_digits_and_keeps_best_and_last(compose_config):
+    cfg = compose_config("trainer.max_epochs=8", "logger=csv", "callbacks.early_stopping.patience=100")
+    metrics = run_training(cfg)
+    assert metrics["test/acc"] > 0.9 > 5 * CHANCE
+
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    best = torch.load(checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
+    # last.ckpt is the final epoch, not a copy of the best one.
+    assert last["global_step"] == metrics["global_step"]
+    assert last["epoch"] == 7
+    assert best["global_step"] <= last["global_step"]
+    assert (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").is_file()
+
+
+def test_resume_trains_only_the_remaining_epochs(compose_config):
+    first = compose_config("trainer.max_epochs=2", "~logger")
+    first_steps = run_training(first)["global_step"]
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+
+    resumed = compose_config("trainer.max_epochs=4", "logger=csv", f"ckpt_path={last}")
+    metrics = run_training(resumed)
+    assert metrics["global_step"] == 2 * first_steps
+    with open(Path(resumed.paths.output_dir) / "csv" / "metrics.csv") as rows:
+        trained_epochs = {int(row["epoch"]) for row in csv.DictReader(rows) if row.get("train/loss_epoch")}
+    assert trained_epochs == {2, 3}
+
+
+def test_checkpoint_loads_without_hydra(compose_config):
+    cfg = compose_config("trainer.max_epochs=1", "~logger")
+    run_training(cfg)
+    model = Classifier.load_from_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt")
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_train_then_eval_from_the_command_line(tmp_path):
+    out = tmp_path / "train"
+    train = run_script("train.py", "trainer.max_epochs=3", "logger=csv", f"hydra.run.dir={out}", cwd=PROJECT_DIR)
+    assert train.returncode == 0, train.stderr[-3000:]
+    trained = read_metrics(out)
+    assert (out / ".hydra" / "overrides.yaml").is_file() and (out / "train.log").is_file()
+
+    evaluated_dir = tmp_path / "eval"
+    ckpt = out / "checkpoints" / "best.ckpt"
+    evaluation = run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={evaluated_dir}", cwd=PROJECT_DIR)
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    assert read_metrics(evaluated_dir)["test/acc"] == pytest.approx(trained["test/acc"])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["-sc", "install=bash"]], ids=" ".join)
+def test_cli_without_a_job_does_not_import_torch(args):
+    probe = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print(sorted({'torch', 'pytorch_lightning', 'wandb'} & set(sys.modules))))\n"
+        f"sys.argv = ['train.py', *{args!r}]\n"
+        "runpy.run_path('train.py', run_name='__main__')\n"
+    )
+    result = run_script("-c", probe, cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("[]")
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path):
+    result = run_script("train.py", f"ckpt_path={tmp_path}/missing.ckpt", f"hydra.run.dir={tmp_path}", cwd=PROJECT_DIR)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: ckpt_path='{tmp_path}/missing.ckpt' is not a file: pass the path of a .ckpt file"
+
+
+def test_csv_logger_needs_no_wandb(tmp_path):
+    # A `wandb` that fails on import proves the csv path never touches it.
+    (tmp_path / "shim" / "wandb").mkdir(parents=True)
+    (tmp_path / "shim" / "wandb" / "__init__.py").write_text("raise ImportError('wandb must not be imported')\n")
+    out = tmp_path / "run"
+    result = run_script(
+        "train.py", "logger=csv", "trainer.max_epochs=1", f"hydra.run.dir={out}",
+        cwd=PROJECT_DIR, env={"PYTHONPATH": str(tmp_path / "shim")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_metrics(out)["test/acc"] > CHANCE
+
+
+def test_wandb_without_login_falls_back_to_offline(tmp_path):
+    out = tmp_path / "run"
+    env = {"WANDB_MODE": None, "WANDB_API_KEY": None, "HOME": str(tmp_path), "NETRC": str(tmp_path / "netrc")}
+    result = run_script("train.py", "trainer.max_epochs=1", f"hydra.run.dir={out}", cwd=PROJECT_DIR, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "W&B: no login found, logging offline" in (out / "train.log").read_text()
+    assert len(list((out / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
