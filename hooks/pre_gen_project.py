@@ -22,16 +22,26 @@ JINJA_MARKERS = ("{" + "{", "{" + "%")
 PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 WANDB_ENTITY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-WANDB_PROJECT_FORBIDDEN = set('/\\#?%:')
+WANDB_PROJECT_FORBIDDEN = set("/\\#?%:")
 # Import names the generated project depends on: a package with one of these names would shadow it.
 DEPENDENCY_MODULES = {
-    "hydra", "omegaconf", "torch", "torchmetrics", "pytorch_lightning", "lightning", "wandb",
-    "sklearn", "numpy", "yaml", "tests", "configs",
+    "hydra",
+    "omegaconf",
+    "torch",
+    "torchmetrics",
+    "pytorch_lightning",
+    "lightning",
+    "wandb",
+    "sklearn",
+    "numpy",
+    "yaml",
+    "tests",
+    "configs",
 }
 
 
 def check_project_slug(slug: str) -> str | None:
-    if not SLUG_RE.match(slug):
+    if not SLUG_RE.fullmatch(slug):
         return (
             f"project_slug {slug!r} is not a valid folder/distribution name: use ASCII letters, "
             "digits, '-', '_' or '.', starting and ending with a letter or digit (e.g. 'my-ml-project')"
@@ -40,7 +50,7 @@ def check_project_slug(slug: str) -> str | None:
 
 
 def check_package_name(name: str) -> str | None:
-    if not PACKAGE_RE.match(name):
+    if not PACKAGE_RE.fullmatch(name):
         return (
             f"package_name {name!r} is not a lowercase Python identifier: use a-z, 0-9 and '_', "
             "not starting with a digit (e.g. 'my_ml_project')"
@@ -62,13 +72,13 @@ def check_python_version(version: str) -> str | None:
 
 
 def check_author_email(email: str) -> str | None:
-    if email and not EMAIL_RE.match(email):
+    if email and not EMAIL_RE.fullmatch(email):
         return f"author_email {email!r} is not an e-mail address: use 'name@example.com' or leave it empty"
     return None
 
 
 def check_wandb_entity(entity: str) -> str | None:
-    if entity and not WANDB_ENTITY_RE.match(entity):
+    if entity and not WANDB_ENTITY_RE.fullmatch(entity):
         return (
             f"wandb_entity {entity!r} is not a W&B entity name: use lowercase letters, digits, '-' "
             "and '_' (e.g. 'my-team'), or leave it empty for your default entity"
@@ -112,9 +122,11 @@ def validate(answers: dict[str, str]) -> list[str]:
 
 
 def main() -> int:
+    # Only the first problem: answers are derived from earlier ones (slug -> package name ->
+    # W&B project), so one bad answer would otherwise show up several times.
     problems = validate(json.loads(ANSWERS_JSON))
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"error: {problems[0]}", file=sys.stderr)
     return 1 if problems else 0
 
 

@@ -36,7 +36,9 @@ def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
 
     def _compose(*overrides: str, config_name: str = "config") -> DictConfig:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name, overrides=[f"paths.root_dir={tmp_path}", *overrides], return_hydra_config=True)
+            cfg = compose(
+                config_name, overrides=[f"paths.root_dir={tmp_path}", *overrides], return_hydra_config=True
+            )
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = tempfile.mkdtemp(prefix="run-", dir=tmp_path)
             HydraConfig.instance().set_config(cfg)

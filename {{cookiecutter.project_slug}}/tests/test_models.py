@@ -24,7 +24,9 @@ def test_network_maps_dataset_inputs_to_class_logits(compose_config, dataset, mo
 
 @pytest.mark.parametrize("model", MODELS)
 def test_fast_dev_run_trains_and_tests_each_model(compose_config, model):
-    cfg = compose_config(f"dataset={OFFLINE_DATASET}", f"model={model}", "trainer.fast_dev_run=true", "~logger")
+    cfg = compose_config(
+        f"dataset={OFFLINE_DATASET}", f"model={model}", "trainer.fast_dev_run=true", "~logger"
+    )
     metrics = run_training(cfg)
     assert {"train/loss", "val/acc", "test/acc"} <= metrics.keys()
     written = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())

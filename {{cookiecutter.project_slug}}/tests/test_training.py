@@ -57,7 +57,9 @@ def test_checkpoint_loads_without_hydra(compose_config):
 
 def test_train_then_eval_from_the_command_line(tmp_path):
     out = tmp_path / "train"
-    train = run_script("train.py", "trainer.max_epochs=3", "logger=csv", f"hydra.run.dir={out}", cwd=PROJECT_DIR)
+    train = run_script(
+        "train.py", "trainer.max_epochs=3", "logger=csv", f"hydra.run.dir={out}", cwd=PROJECT_DIR
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     trained = read_metrics(out)
     assert (out / ".hydra" / "overrides.yaml").is_file() and (out / "train.log").is_file()
@@ -83,19 +85,30 @@ def test_cli_without_a_job_does_not_import_torch(args):
 
 
 def test_missing_checkpoint_is_one_clear_error(tmp_path):
-    result = run_script("train.py", f"ckpt_path={tmp_path}/missing.ckpt", f"hydra.run.dir={tmp_path}", cwd=PROJECT_DIR)
+    result = run_script(
+        "train.py", f"ckpt_path={tmp_path}/missing.ckpt", f"hydra.run.dir={tmp_path}", cwd=PROJECT_DIR
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: ckpt_path='{tmp_path}/missing.ckpt' is not a file: pass the path of a .ckpt file"
+    assert (
+        result.stderr.strip()
+        == f"error: ckpt_path='{tmp_path}/missing.ckpt' is not a file: pass the path of a .ckpt file"
+    )
 
 
 def test_csv_logger_needs_no_wandb(tmp_path):
     # A `wandb` that fails on import proves the csv path never touches it.
     (tmp_path / "shim" / "wandb").mkdir(parents=True)
-    (tmp_path / "shim" / "wandb" / "__init__.py").write_text("raise ImportError('wandb must not be imported')\n")
+    (tmp_path / "shim" / "wandb" / "__init__.py").write_text(
+        "raise ImportError('wandb must not be imported')\n"
+    )
     out = tmp_path / "run"
     result = run_script(
-        "train.py", "logger=csv", "trainer.max_epochs=1", f"hydra.run.dir={out}",
-        cwd=PROJECT_DIR, env={"PYTHONPATH": str(tmp_path / "shim")},
+        "train.py",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={out}",
+        cwd=PROJECT_DIR,
+        env={"PYTHONPATH": str(tmp_path / "shim")},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert read_metrics(out)["test/acc"] > CHANCE

@@ -6,11 +6,9 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-
-T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -37,11 +35,11 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"dataset.input_shape={shape} must be [channels, height, width] of positive ints")
 
 
-def exit_on_config_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
+def exit_on_config_error(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Run `check_config` first; report a ConfigError as one line and exit with status 2."""
 
     @functools.wraps(task)
-    def wrapper(cfg: DictConfig) -> T:
+    def wrapper(cfg: DictConfig) -> Any:
         try:
             check_config(cfg)
             return task(cfg)

@@ -62,6 +62,8 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_wandb(failed)
 
-    summary = ", ".join(f"{name}={metrics[name]:.4f}" for name in ("val/acc_best", "test/acc") if name in metrics)
+    summary = ", ".join(
+        f"{name}={metrics[name]:.4f}" for name in ("val/acc_best", "test/acc") if name in metrics
+    )
     log.info("Done: %s\nMetrics: %s\nCheckpoints: %s", summary, path, out_dir / "checkpoints")
     return metrics

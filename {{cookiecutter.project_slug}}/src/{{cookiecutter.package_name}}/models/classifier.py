@@ -34,7 +34,10 @@ class Classifier(pl.LightningModule):
         self.criterion = nn.CrossEntropyLoss()
         # One collection per stage (`train_metrics`, ...): a stage's metrics accumulate separately.
         for stage in STAGES:
-            metrics = {"acc": MulticlassAccuracy(num_classes=num_classes, average="micro"), "loss": MeanMetric()}
+            metrics = {
+                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+                "loss": MeanMetric(),
+            }
             setattr(self, f"{stage}_metrics", MetricCollection(metrics))
         self.val_acc_best = MaxMetric()
 

@@ -38,7 +38,8 @@ def use_offline_wandb_without_login(save_dir: str) -> None:
         return
     os.environ["WANDB_MODE"] = "offline"
     log.warning(
-        "W&B: no login found, logging offline to %s/wandb; upload later with `wandb sync %s/wandb/offline-run-*`",
+        "W&B: no login found, logging offline to %s/wandb; "
+        "upload later with `wandb sync %s/wandb/offline-run-*`",
         save_dir,
         save_dir,
     )

@@ -1,0 +1,106 @@
+"""Bad answers are rejected before anything is written, with one line that says why."""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import sys
+import tomllib
+
+import pytest
+import yaml
+from conftest import TEMPLATE_DIR, load_hook, run_cookiecutter
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.requirements import Requirement
+
+sys.path.insert(0, str(TEMPLATE_DIR))
+from local_extensions import quoted
+
+pre_gen = load_hook("pre_gen_project")
+
+BAD_ANSWERS = {
+    "package-leading-digit": ("package_name", "3d_vision", "not a lowercase Python identifier"),
+    "package-with-dash": ("package_name", "my-pkg", "not a lowercase Python identifier"),
+    "package-keyword": ("package_name", "class", "is a Python keyword"),
+    "package-shadows-torch": ("package_name", "torch", "would shadow the module"),
+    "package-shadows-stdlib": ("package_name", "json", "would shadow the module"),
+    "slug-with-space": ("project_slug", "my project", "not a valid folder/distribution name"),
+    "slug-with-slash": ("project_slug", "a/b", "not a valid folder/distribution name"),
+    "slug-trailing-dash": ("project_slug", "bad-", "not a valid folder/distribution name"),
+    "python-too-old": ("python_version", "3.9", "is not supported"),
+    "python-not-a-version": ("python_version", "latest", "is not supported"),
+    "email-without-at": ("author_email", "nobody", "not an e-mail address"),
+    "wandb-entity-uppercase": ("wandb_entity", "My Team", "not a W&B entity name"),
+    "wandb-project-slash": ("wandb_project", "a/b", "not a W&B project name"),
+    "project-name-blank": ("project_name", "   ", "project_name is empty"),
+}
+
+
+@pytest.mark.parametrize(("key", "value", "reason"), BAD_ANSWERS.values(), ids=BAD_ANSWERS)
+def test_bad_answer_is_rejected_with_one_line_and_nothing_written(tmp_path, key, value, reason):
+    result = run_cookiecutter(tmp_path, f"{key}={value}")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"error: {key} {value!r}" if key != "project_name" else "error: project_name")
+    assert reason in errors[0]
+    assert "e.g." in errors[0] or "use " in errors[0]
+    # Nothing is left, except that for a slug with '/' cookiecutter has already created the
+    # empty parent folder before the hook runs; it removes only the project folder itself.
+    leftovers = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+    assert leftovers == (["a"] if value == "a/b" and key == "project_slug" else [])
+
+
+def test_failed_overwrite_keeps_the_existing_project(tmp_path):
+    existing = tmp_path / "my-ml-project"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    result = run_cookiecutter(tmp_path, "package_name=class", extra=("--overwrite-if-exists",))
+    assert result.returncode != 0
+    assert (existing / "notes.txt").read_text() == "mine"
+
+
+def test_default_answers_pass_validation():
+    defaults = {
+        "project_name": "My ML Project",
+        "project_slug": "my-ml-project",
+        "package_name": "my_ml_project",
+        "python_version": "3.10",
+        "author_email": "you@example.com",
+        "wandb_entity": "",
+        "wandb_project": "my-ml-project",
+    }
+    assert pre_gen.validate(defaults) == []
+
+
+identifiers = st.from_regex(r"[a-z_][a-z0-9_]{0,30}", fullmatch=True)
+
+
+@given(identifiers)
+def test_package_names_accepted_are_importable_and_unshadowed(name):
+    accepted = pre_gen.check_package_name(name) is None
+    expected = not (
+        keyword.iskeyword(name)
+        or keyword.issoftkeyword(name)
+        or name in sys.stdlib_module_names
+        or name in pre_gen.DEPENDENCY_MODULES
+    )
+    assert accepted == expected
+    if accepted:
+        assert name.isidentifier()
+
+
+@given(st.text(max_size=40))
+def test_accepted_slugs_are_valid_distribution_names(slug):
+    if pre_gen.check_project_slug(slug) is None:
+        assert Requirement(slug).name == slug
+        assert "/" not in slug and "\\" not in slug and slug.strip() == slug
+
+
+@given(st.text())
+def test_quoted_text_means_the_same_in_python_toml_and_yaml(text):
+    literal = quoted(text)
+    assert ast.literal_eval(literal) == text
+    assert tomllib.loads(f"value = {literal}")["value"] == text
+    assert yaml.safe_load(f"value: {literal}")["value"] == text
