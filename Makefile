@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR := build/demo
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint format clean
 
 $(BIN)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,16 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
 # The template's own Python; the Jinja sources are linted after rendering, by the tests.
-LINT_PATHS := hooks tests local_extensions.py
+LINT_PATHS := hooks tests scripts local_extensions.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+
+# Format the template's own Python, and its Jinja sources through a default rendering.
+format: $(BIN)/.installed
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/python scripts/format_template.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -52,6 +52,13 @@ def test_bad_answer_is_rejected_with_one_line_and_nothing_written(tmp_path, key,
     assert leftovers == (["a"] if value == "a/b" and key == "project_slug" else [])
 
 
+def test_no_input_render_never_prompts(tmp_path):
+    # stdin is closed: a prompt would fail instead of waiting.
+    result = run_cookiecutter(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "my-ml-project" / "train.py").is_file()
+
+
 def test_failed_overwrite_keeps_the_existing_project(tmp_path):
     existing = tmp_path / "my-ml-project"
     existing.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -160,3 +161,14 @@ def test_rendered_configs_compose_with_the_chosen_package(rendered):
     assert result.returncode == 0, result.stderr
     composed = yaml.safe_load(result.stdout)
     assert composed["model"]["_target_"] == f"{rendered.package}.models.alexnet.AlexNet"
+
+
+def test_gitignore_ignores_no_rendered_file(rendered, tmp_path):
+    # A copy, so the module's rendering stays untouched for other tests.
+    project = tmp_path / "project"
+    shutil.copytree(rendered.project, project)
+    git = ["git", "-c", "init.defaultBranch=main", "-C", str(project)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    tracked = subprocess.run([*git, "ls-files"], check=True, capture_output=True, text=True).stdout.split()
+    assert set(tracked) == files_of(project) - {p for p in files_of(project) if p.startswith(".git/")}

@@ -31,3 +31,9 @@ def test_fast_dev_run_trains_and_tests_each_model(compose_config, model):
     assert {"train/loss", "val/acc", "test/acc"} <= metrics.keys()
     written = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert written["test/acc"] == pytest.approx(metrics["test/acc"])
+
+
+def test_cifar10_stops_with_a_clear_offline_error(compose_config):
+    cfg = compose_config("dataset=cifar10", "model=alexnet", "trainer.fast_dev_run=true", "~logger")
+    with pytest.raises(RuntimeError, match="dataset=cifar10 is not available offline"):
+        run_training(cfg)

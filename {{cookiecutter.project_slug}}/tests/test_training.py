@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from conftest import PROJECT_DIR, run_script
 
 from {{ cookiecutter.package_name }}.models.classifier import Classifier
-from {{ cookiecutter.package_name }}.training import run_training
+from {{ cookiecutter.package_name }}.training import build_trainer, run_training
 
 CHANCE = 0.1
 
@@ -48,6 +49,19 @@ def test_resume_trains_only_the_remaining_epochs(compose_config):
     assert trained_epochs == {2, 3}
 
 
+@pytest.mark.parametrize(
+    ("on_terminal", "overrides", "shows_bar"),
+    [(True, [], True), (False, [], False), (False, ["trainer.enable_progress_bar=true"], True)],
+    ids=["terminal", "redirected", "forced-on"],
+)
+def test_progress_bar_only_on_a_terminal_unless_set(
+    compose_config, monkeypatch, on_terminal, overrides, shows_bar
+):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: on_terminal)
+    trainer = build_trainer(compose_config(*overrides))
+    assert (trainer.progress_bar_callback is not None) == shows_bar
+
+
 def test_checkpoint_loads_without_hydra(compose_config):
     cfg = compose_config("trainer.max_epochs=1", "~logger")
     run_training(cfg)
@@ -69,6 +83,23 @@ def test_train_then_eval_from_the_command_line(tmp_path):
     evaluation = run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={evaluated_dir}", cwd=PROJECT_DIR)
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     assert read_metrics(evaluated_dir)["test/acc"] == pytest.approx(trained["test/acc"])
+
+
+@pytest.mark.parametrize("experiments", ["glob(*)", "aplite,nglite"])
+def test_multirun_runs_each_experiment_in_its_own_dir(tmp_path, experiments):
+    result = run_script(
+        "train.py",
+        "-m",
+        f"+experiment={experiments}",
+        "trainer.max_epochs=1",
+        "logger=csv",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=PROJECT_DIR,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    overrides = {(tmp_path / job / ".hydra" / "overrides.yaml").read_text() for job in ("0", "1")}
+    assert overrides == {"- +experiment=aplite\n", "- +experiment=nglite\n"}
+    assert all(read_metrics(tmp_path / job)["test/acc"] > CHANCE for job in ("0", "1"))
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["-sc", "install=bash"]], ids=" ".join)
