@@ -9,10 +9,11 @@ DEMO_DIR := build/demo
 
 .PHONY: demo test lint format clean
 
-$(BIN)/.installed: requirements-dev.txt
+$(BIN)/.installed: requirements-dev.txt requirements-no-deps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements-dev.txt
+	$(BIN)/python -m pip install --no-deps -r requirements-no-deps.txt
 	touch $@
 
 demo: $(BIN)/.installed

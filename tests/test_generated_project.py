@@ -42,7 +42,8 @@ def project(tmp_path_factory) -> Path:
 
 
 def test_dev_requirements_cover_the_generated_dependencies(project):
-    generated = tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    generated = meta["dependencies"] + meta["optional-dependencies"]["sweeps"]
     lines = (TEMPLATE_DIR / "requirements-dev.txt").read_text().splitlines()
     listed = {str(Requirement(line)) for line in lines if line.strip() and not line.startswith("#")}
     assert {str(Requirement(dep)) for dep in generated} <= listed

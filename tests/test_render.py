@@ -16,6 +16,10 @@ from conftest import ANSWER_SETS, TEMPLATE_DIR
 
 EXPECTED_FILES = {
     ".gitignore",
+    ".env.example",
+    "sweep.yaml",
+    "sweeps/experiments.yaml",
+    "sweeps/bayes.yaml",
     "README.md",
     "pyproject.toml",
     "train.py",
@@ -35,6 +39,7 @@ EXPECTED_FILES = {
     "configs/trainer/default.yaml",
     "configs/trainer/cpu.yaml",
     "configs/trainer/gpu.yaml",
+    "configs/trainer/ddp.yaml",
     "configs/callbacks/default.yaml",
     "configs/callbacks/none.yaml",
     "configs/logger/wandb.yaml",
@@ -43,6 +48,8 @@ EXPECTED_FILES = {
     "configs/hydra/default.yaml",
     "src/PKG/__init__.py",
     "src/PKG/cli.py",
+    "src/PKG/agent_args.py",
+    "src/PKG/sweep.py",
     "src/PKG/paths.py",
     "src/PKG/config_checks.py",
     "src/PKG/training.py",
@@ -59,10 +66,14 @@ EXPECTED_FILES = {
     "src/PKG/utils/loggers.py",
     "src/PKG/utils/callbacks.py",
     "src/PKG/utils/metrics.py",
+    "src/PKG/utils/report.py",
     "tests/conftest.py",
     "tests/test_configs.py",
     "tests/test_models.py",
     "tests/test_training.py",
+    "tests/test_wandb.py",
+    "tests/test_sweeps.py",
+    "tests/wandb_records.py",
 }
 
 
@@ -172,3 +183,10 @@ def test_gitignore_ignores_no_rendered_file(rendered, tmp_path):
     subprocess.run([*git, "add", "-A"], check=True)
     tracked = subprocess.run([*git, "ls-files"], check=True, capture_output=True, text=True).stdout.split()
     assert set(tracked) == files_of(project) - {p for p in files_of(project) if p.startswith(".git/")}
+
+
+def test_no_code_or_config_uses_wandbs_thread_start_method(rendered):
+    # wandb 0.29+ rejects start_method="thread" although W&B's Hydra page still suggests it.
+    sources = [p for p in rendered.project.rglob("*") if p.suffix in {".py", ".yaml", ".toml"}]
+    assert [p.name for p in sources if "start_method" in p.read_text()] == []
+    assert 'start_method="thread"' in (rendered.project / "README.md").read_text()

@@ -59,7 +59,7 @@ def test_progress_bar_only_on_a_terminal_unless_set(
     compose_config, monkeypatch, on_terminal, overrides, shows_bar
 ):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: on_terminal)
-    trainer = build_trainer(compose_config(*overrides))
+    trainer = build_trainer(compose_config(*overrides), logger=False)
     assert (trainer.progress_bar_callback is not None) == shows_bar
 
 

@@ -1,21 +1,31 @@
-"""Hydra entry points behind `train.py` and `eval.py`.
+"""Entry points behind `train.py` and `eval.py`.
 
-Only Hydra is imported here; torch, Lightning and W&B are imported when a job actually runs,
-so `--help`, `--cfg job` and shell completion stay fast.
+Only Hydra and python-dotenv are imported here; torch, Lightning and W&B are imported when a
+job actually runs, so `--help`, `--cfg job` and shell completion stay fast.
 """
 
 from __future__ import annotations
 
+import sys
+
 import hydra
+from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
+from .agent_args import hydra_overrides
 from .config_checks import exit_on_config_error
 from .paths import config_dir
 
 
+def prepare_process() -> None:
+    """Read `.env` (variables already set win) and accept `wandb agent` arguments."""
+    load_dotenv(find_dotenv(usecwd=True))
+    sys.argv[1:] = hydra_overrides(sys.argv[1:])
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 @exit_on_config_error
-def train(cfg: DictConfig) -> float | None:
+def train_job(cfg: DictConfig) -> float | None:
     """Train, test, write metrics.json; return the monitored metric for Hydra sweepers."""
     from .training import run_training
 
@@ -25,8 +35,18 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 @exit_on_config_error
-def evaluate(cfg: DictConfig) -> None:
+def evaluation_job(cfg: DictConfig) -> None:
     """Test a checkpoint on the configured dataset and write metrics.json."""
     from .evaluation import run_evaluation
 
     run_evaluation(cfg)
+
+
+def train() -> None:
+    prepare_process()
+    train_job()
+
+
+def evaluate() -> None:
+    prepare_process()
+    evaluation_job()

@@ -1,22 +1,32 @@
-"""One training job: fit, test the best checkpoint, write metrics.json."""
+"""One training job: fit, test the best checkpoint, write metrics.json and figures."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
-from .utils.loggers import build_loggers, finish_wandb
+from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
 
 log = logging.getLogger(__name__)
+
+
+def start_job(cfg: DictConfig) -> Path:
+    """Log the run dir and the resolved config, seed everything; return the run dir."""
+    out_dir = run_dir()
+    log.info("Run dir: %s\nConfig:\n%s", out_dir, OmegaConf.to_yaml(cfg, resolve=True))
+    pl.seed_everything(cfg.seed, workers=True)
+    return out_dir
 
 
 def build_classifier(cfg: DictConfig) -> Classifier:
@@ -38,18 +48,31 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     return instantiate(cfg.trainer, **kwargs)
 
 
-def run_training(cfg: DictConfig) -> dict[str, float]:
-    out_dir = run_dir()
-    log.info("Run dir: %s\nConfig:\n%s", out_dir, OmegaConf.to_yaml(cfg, resolve=True))
-    pl.seed_everything(cfg.seed, workers=True)
+def run_info(model: pl.LightningModule) -> dict[str, Any]:
+    """What the config alone does not say: the command line, the chosen options, sizes."""
+    hydra = HydraConfig.get()
+    choices = {
+        group: option for group, option in hydra.runtime.choices.items() if group.split("/")[0] != "hydra"
+    }
+    parameters = list(model.parameters())
+    return {
+        "hydra": {"overrides": list(hydra.overrides.task), "choices": choices, "run_dir": str(run_dir())},
+        "num_params": {
+            "total": sum(p.numel() for p in parameters),
+            "trainable": sum(p.numel() for p in parameters if p.requires_grad),
+        },
+    }
 
+
+def run_training(cfg: DictConfig) -> dict[str, float]:
+    out_dir = start_job(cfg)
     datamodule: pl.LightningDataModule = instantiate(cfg.dataset)
     model = build_classifier(cfg)
-    loggers = build_loggers(cfg)
-    trainer = build_trainer(cfg, callbacks=build_callbacks(cfg), logger=loggers or False)
+    loggers = build_loggers(cfg, run_info(model))
+    callbacks = [*build_callbacks(cfg), WandbRunIdInCheckpoint()]
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 
-    failed = True
-    try:
+    with wandb_run_finished():
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics = scalar_metrics(trainer.callback_metrics)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -57,13 +80,10 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
             metrics |= scalar_metrics(trainer.callback_metrics)
         metrics |= {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
+    if trainer.is_global_zero:
         path = write_metrics(out_dir, metrics)
-        failed = False
-    finally:
-        finish_wandb(failed)
-
-    summary = ", ".join(
-        f"{name}={metrics[name]:.4f}" for name in ("val/acc_best", "test/acc") if name in metrics
-    )
-    log.info("Done: %s\nMetrics: %s\nCheckpoints: %s", summary, path, out_dir / "checkpoints")
+        summary = ", ".join(
+            f"{name}={metrics[name]:.4f}" for name in ("val/acc_best", "test/acc") if name in metrics
+        )
+        log.info("Done: %s\nMetrics: %s\nCheckpoints: %s", summary, path, out_dir / "checkpoints")
     return metrics

@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 Batch = tuple[Tensor, Tensor]
 STAGES = ("train", "val", "test")
@@ -40,11 +40,14 @@ class Classifier(pl.LightningModule):
             }
             setattr(self, f"{stage}_metrics", MetricCollection(metrics))
         self.val_acc_best = MaxMetric()
+        # Not logged as a scalar: utils.report.RunReport draws it after testing.
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def _step(self, stage: str, batch: Batch) -> Tensor:
+    def _step(self, stage: str, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Update and log the stage's metrics; return the loss and the logits."""
         inputs, targets = batch
         logits = self(inputs)
         loss = self.criterion(logits, targets)
@@ -54,24 +57,25 @@ class Classifier(pl.LightningModule):
         on_step = stage == "train"
         for name, metric in metrics.items():
             self.log(f"{stage}/{name}", metric, on_step=on_step, on_epoch=True, prog_bar=name == "acc")
-        return loss
+        return loss, logits
 
     def on_train_start(self) -> None:
         # Sanity-check batches must not count towards the best validation accuracy.
         self.val_acc_best.reset()
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        return self._step("train", batch)
+        return self._step("train", batch)[0]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best(self.val_metrics["acc"].compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._step("test", batch)
+        _, logits = self._step("test", batch)
+        self.test_confusion.update(logits, batch[1])
 
     def on_train_epoch_start(self) -> None:
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])

@@ -2,8 +2,8 @@
 
 `logger=wandb` (the default) gets the resolved config as plain containers, never a DictConfig.
 With no W&B login and no WANDB_MODE set, runs fall back to offline mode (files in the run dir,
-`wandb sync` uploads them later) instead of prompting or failing. `logger=csv` and `~logger`
-never import wandb.
+`wandb sync` uploads them later) instead of prompting or failing. A run resumed from a
+checkpoint continues the W&B run that wrote it. `logger=csv` and `~logger` never import wandb.
 """
 
 from __future__ import annotations
@@ -12,14 +12,21 @@ import logging
 import netrc
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
+import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import Logger, WandbLogger
 
 log = logging.getLogger(__name__)
+
+# Where checkpoints keep the id of the W&B run that wrote them.
+WANDB_RUN_ID_KEY = "wandb_run_id"
 
 
 def wandb_logged_in() -> bool:
@@ -50,20 +57,58 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
 
 
-def build_loggers(cfg: DictConfig) -> list[Logger]:
-    """Instantiate every logger under `cfg.logger` and give each the resolved run config."""
+def wandb_run_id(ckpt_path: str | None) -> str | None:
+    """The W&B run id stored in a checkpoint by `WandbRunIdInCheckpoint`, if any."""
+    if not ckpt_path:
+        return None
+    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
+    return checkpoint.get(WANDB_RUN_ID_KEY)
+
+
+def build_loggers(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> list[Logger]:
+    """Instantiate every logger under `cfg.logger`; each gets the resolved config plus `run_info`."""
     logger_cfgs = cfg.get("logger") or {}
+    extra_kwargs: dict[str, dict[str, Any]] = {}
     if "wandb" in logger_cfgs:
         use_offline_wandb_without_login(logger_cfgs.wandb.save_dir)
-    loggers: list[Logger] = [instantiate(logger_cfg) for logger_cfg in logger_cfgs.values()]
-    config = plain_config(cfg)
+        if run_id := wandb_run_id(cfg.get("ckpt_path")):
+            extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
+    loggers: list[Logger] = [
+        instantiate(logger_cfg, **extra_kwargs.get(name, {})) for name, logger_cfg in logger_cfgs.items()
+    ]
+    config = plain_config(cfg) | (run_info or {})
     for logger in loggers:
         logger.log_hyperparams(config)
     return loggers
 
 
-def finish_wandb(failed: bool) -> None:
-    """End the W&B run of this job so the next job of a multirun starts its own."""
+def wandb_loggers(trainer: pl.Trainer) -> list[WandbLogger]:
+    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+
+
+class WandbRunIdInCheckpoint(pl.Callback):
+    """Stores the W&B run id in every checkpoint, so that resuming continues that run."""
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        for logger in wandb_loggers(trainer):
+            checkpoint[WANDB_RUN_ID_KEY] = logger.version
+
+
+@contextmanager
+def wandb_run_finished() -> Iterator[None]:
+    """End this job's W&B run on the way out, failed if the block raised, so that the next
+    job of a multirun starts its own run. A no-op when wandb was never imported."""
+    try:
+        yield
+    except BaseException:
+        finish_wandb(exit_code=1)
+        raise
+    finish_wandb(exit_code=0)
+
+
+def finish_wandb(exit_code: int) -> None:
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
-        wandb.finish(exit_code=1 if failed else 0)
+        wandb.finish(exit_code=exit_code)

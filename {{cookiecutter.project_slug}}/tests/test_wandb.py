@@ -1,0 +1,135 @@
+"""What reaches W&B, read back from the offline run files train.py writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_DIR, run_script
+from wandb_records import read_runs
+
+SECRET = "local-0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory) -> Path:
+    """One offline W&B training run (2 epochs), with an API key in the environment."""
+    out = tmp_path_factory.mktemp("wandb") / "run"
+    result = run_script(
+        "train.py",
+        "trainer.max_epochs=2",
+        "optimizer.lr=0.002",
+        f"hydra.run.dir={out}",
+        cwd=PROJECT_DIR,
+        env={"WANDB_MODE": "offline", "WANDB_API_KEY": SECRET},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_config_arrives_as_plain_resolved_values_with_run_info(offline_run):
+    (run,) = read_runs(offline_run)
+    assert run.config["optimizer"]["lr"] == 0.002
+    assert run.config["model"]["input_shape"] == [1, 8, 8]  # interpolation resolved
+    assert run.config["callbacks"]["best_checkpoint"]["dirpath"] == f"{offline_run}/checkpoints"
+    # Hydra keeps hydra.* overrides apart from the task overrides.
+    assert run.config["hydra"]["overrides"] == ["trainer.max_epochs=2", "optimizer.lr=0.002"]
+    assert run.config["hydra"]["choices"]["model"] == "mlp"
+    assert run.config["hydra"]["run_dir"] == str(offline_run)
+    assert run.config["num_params"]["total"] == run.config["num_params"]["trainable"] > 10_000
+
+
+def test_metrics_and_figures_reach_wandb_and_the_run_dir(offline_run):
+    (run,) = read_runs(offline_run)
+    val_acc = [row["val/acc"] for row in run.history if "val/acc" in row]
+    assert len(val_acc) == 2 and run.summary["test/acc"] > 0.5
+    logged_images = {key.split("/")[1] for row in run.history for key in row if key.startswith("figures/")}
+    assert logged_images == {"learning_curves", "confusion_matrix"}
+    for name in ("learning_curves", "confusion_matrix"):
+        assert (offline_run / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert run.exit_code == 0
+
+
+def test_api_key_is_written_nowhere(offline_run):
+    leaks = [
+        path for path in offline_run.rglob("*") if path.is_file() and SECRET.encode() in path.read_bytes()
+    ]
+    assert leaks == []
+
+
+def test_each_multirun_job_is_its_own_run_and_a_failed_job_says_so(tmp_path):
+    # lr=-1 makes AdamW raise in the second job.
+    result = run_script(
+        "train.py",
+        "-m",
+        "optimizer.lr=0.003,-1",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=PROJECT_DIR,
+    )
+    assert result.returncode != 0
+    (ok,), (failed,) = read_runs(tmp_path / "0"), read_runs(tmp_path / "1")
+    assert ok.run_id != failed.run_id
+    assert (ok.exit_code, failed.exit_code) == (0, 1)
+
+
+def test_resumed_training_continues_the_same_wandb_run(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert (
+        run_script("train.py", "trainer.max_epochs=1", f"hydra.run.dir={first}", cwd=PROJECT_DIR).returncode
+        == 0
+    )
+    resumed = run_script(
+        "train.py",
+        "trainer.max_epochs=2",
+        f"ckpt_path={first}/checkpoints/last.ckpt",
+        f"hydra.run.dir={second}",
+        cwd=PROJECT_DIR,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (original,), (continued,) = read_runs(first), read_runs(second)
+    assert continued.run_id == original.run_id
+    assert [row["epoch"] for row in continued.history if "val/acc" in row] == [1]
+
+
+def test_wandb_disabled_trains_without_run_files(tmp_path):
+    result = run_script(
+        "train.py",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path}",
+        cwd=PROJECT_DIR,
+        env={"WANDB_MODE": "disabled"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "metrics.json").is_file()
+    assert not list(tmp_path.glob("wandb/offline-run-*"))
+
+
+def test_under_ddp_only_rank_zero_logs(tmp_path):
+    result = run_script(
+        "train.py",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path}",
+        cwd=PROJECT_DIR,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = read_runs(tmp_path)
+    assert run.exit_code == 0 and run.summary["test/acc"] > 0.1
+
+
+def test_best_checkpoint_upload_is_off_by_default_and_works_offline(offline_run, tmp_path):
+    (run,) = read_runs(offline_run)
+    assert run.artifacts == []
+    result = run_script(
+        "train.py",
+        "trainer.max_epochs=1",
+        "callbacks.report.upload_best_checkpoint=true",
+        f"hydra.run.dir={tmp_path}",
+        cwd=PROJECT_DIR,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (uploaded,) = read_runs(tmp_path)
+    assert uploaded.artifacts == [f"model-{uploaded.run_id}"]
