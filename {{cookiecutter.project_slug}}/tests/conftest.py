@@ -57,3 +57,10 @@ def run_script(
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
     )
+
+
+def train_cli(run_dir: Path, *overrides: str, env: dict[str, str | None] | None = None) -> Path:
+    """`python train.py <overrides>` into `run_dir`, which it returns; fails the test if it fails."""
+    result = run_script("train.py", *overrides, f"hydra.run.dir={run_dir}", cwd=PROJECT_DIR, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PROJECT_DIR, run_script
+from conftest import PROJECT_DIR, run_script, train_cli
 from omegaconf import OmegaConf
 
 from {{ cookiecutter.package_name }}.models.classifier import Classifier
@@ -71,11 +71,7 @@ def test_checkpoint_loads_without_hydra(compose_config):
 
 
 def test_train_then_eval_from_the_command_line(tmp_path):
-    out = tmp_path / "train"
-    train = run_script(
-        "train.py", "trainer.max_epochs=3", "logger=csv", f"hydra.run.dir={out}", cwd=PROJECT_DIR
-    )
-    assert train.returncode == 0, train.stderr[-3000:]
+    out = train_cli(tmp_path / "train", "trainer.max_epochs=3", "logger=csv")
     trained = read_metrics(out)
     assert (out / ".hydra" / "overrides.yaml").is_file() and (out / "train.log").is_file()
 
@@ -137,23 +133,13 @@ def test_csv_logger_needs_no_wandb(tmp_path):
     (tmp_path / "shim" / "wandb" / "__init__.py").write_text(
         "raise ImportError('wandb must not be imported')\n"
     )
-    out = tmp_path / "run"
-    result = run_script(
-        "train.py",
-        "logger=csv",
-        "trainer.max_epochs=1",
-        f"hydra.run.dir={out}",
-        cwd=PROJECT_DIR,
-        env={"PYTHONPATH": str(tmp_path / "shim")},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    shim = {"PYTHONPATH": str(tmp_path / "shim")}
+    out = train_cli(tmp_path / "run", "logger=csv", "trainer.max_epochs=1", env=shim)
     assert read_metrics(out)["test/acc"] > CHANCE
 
 
 def test_wandb_without_login_falls_back_to_offline(tmp_path):
-    out = tmp_path / "run"
     env = {"WANDB_MODE": None, "WANDB_API_KEY": None, "HOME": str(tmp_path), "NETRC": str(tmp_path / "netrc")}
-    result = run_script("train.py", "trainer.max_epochs=1", f"hydra.run.dir={out}", cwd=PROJECT_DIR, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    out = train_cli(tmp_path / "run", "trainer.max_epochs=1", env=env)
     assert "W&B: no login found, logging offline" in (out / "train.log").read_text()
     assert len(list((out / "wandb").glob("offline-run-*/run-*.wandb"))) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, run_script
+from conftest import PROJECT_DIR, run_script, train_cli
 from wandb_records import read_runs
 
 SECRET = "local-0123456789abcdef0123456789abcdef01234567"
@@ -15,16 +15,8 @@ SECRET = "local-0123456789abcdef0123456789abcdef01234567"
 def offline_run(tmp_path_factory) -> Path:
     """One offline W&B training run (2 epochs), with an API key in the environment."""
     out = tmp_path_factory.mktemp("wandb") / "run"
-    result = run_script(
-        "train.py",
-        "trainer.max_epochs=2",
-        "optimizer.lr=0.002",
-        f"hydra.run.dir={out}",
-        cwd=PROJECT_DIR,
-        env={"WANDB_MODE": "offline", "WANDB_API_KEY": SECRET},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    env = {"WANDB_MODE": "offline", "WANDB_API_KEY": SECRET}
+    return train_cli(out, "trainer.max_epochs=2", "optimizer.lr=0.002", env=env)
 
 
 def test_config_arrives_as_plain_resolved_values_with_run_info(offline_run):
@@ -74,48 +66,23 @@ def test_each_multirun_job_is_its_own_run_and_a_failed_job_says_so(tmp_path):
 
 
 def test_resumed_training_continues_the_same_wandb_run(tmp_path):
-    first, second = tmp_path / "first", tmp_path / "second"
-    assert (
-        run_script("train.py", "trainer.max_epochs=1", f"hydra.run.dir={first}", cwd=PROJECT_DIR).returncode
-        == 0
+    first = train_cli(tmp_path / "first", "trainer.max_epochs=1")
+    second = train_cli(
+        tmp_path / "second", "trainer.max_epochs=2", f"ckpt_path={first}/checkpoints/last.ckpt"
     )
-    resumed = run_script(
-        "train.py",
-        "trainer.max_epochs=2",
-        f"ckpt_path={first}/checkpoints/last.ckpt",
-        f"hydra.run.dir={second}",
-        cwd=PROJECT_DIR,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
     (original,), (continued,) = read_runs(first), read_runs(second)
     assert continued.run_id == original.run_id
     assert [row["epoch"] for row in continued.history if "val/acc" in row] == [1]
 
 
 def test_wandb_disabled_trains_without_run_files(tmp_path):
-    result = run_script(
-        "train.py",
-        "trainer.max_epochs=1",
-        f"hydra.run.dir={tmp_path}",
-        cwd=PROJECT_DIR,
-        env={"WANDB_MODE": "disabled"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_cli(tmp_path, "trainer.max_epochs=1", env={"WANDB_MODE": "disabled"})
     assert (tmp_path / "metrics.json").is_file()
     assert not list(tmp_path.glob("wandb/offline-run-*"))
 
 
 def test_under_ddp_only_rank_zero_logs(tmp_path):
-    result = run_script(
-        "train.py",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.max_epochs=1",
-        f"hydra.run.dir={tmp_path}",
-        cwd=PROJECT_DIR,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_cli(tmp_path, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1")
     (run,) = read_runs(tmp_path)
     assert run.exit_code == 0 and run.summary["test/acc"] > 0.1
 
@@ -123,13 +90,6 @@ def test_under_ddp_only_rank_zero_logs(tmp_path):
 def test_best_checkpoint_upload_is_off_by_default_and_works_offline(offline_run, tmp_path):
     (run,) = read_runs(offline_run)
     assert run.artifacts == []
-    result = run_script(
-        "train.py",
-        "trainer.max_epochs=1",
-        "callbacks.report.upload_best_checkpoint=true",
-        f"hydra.run.dir={tmp_path}",
-        cwd=PROJECT_DIR,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_cli(tmp_path, "trainer.max_epochs=1", "callbacks.report.upload_best_checkpoint=true")
     (uploaded,) = read_runs(tmp_path)
     assert uploaded.artifacts == [f"model-{uploaded.run_id}"]

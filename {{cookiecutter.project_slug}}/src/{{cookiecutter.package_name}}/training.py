@@ -68,7 +68,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     out_dir = start_job(cfg)
     datamodule: pl.LightningDataModule = instantiate(cfg.dataset)
     model = build_classifier(cfg)
-    loggers = build_loggers(cfg, run_info(model))
+    loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
     callbacks = [*build_callbacks(cfg), WandbRunIdInCheckpoint()]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 

@@ -65,13 +65,16 @@ def wandb_run_id(ckpt_path: str | None) -> str | None:
     return checkpoint.get(WANDB_RUN_ID_KEY)
 
 
-def build_loggers(cfg: DictConfig, run_info: dict[str, Any] | None = None) -> list[Logger]:
-    """Instantiate every logger under `cfg.logger`; each gets the resolved config plus `run_info`."""
+def build_loggers(
+    cfg: DictConfig, run_info: dict[str, Any] | None = None, resume_from: str | None = None
+) -> list[Logger]:
+    """Instantiate every logger under `cfg.logger`; each gets the resolved config plus `run_info`.
+    With `resume_from` (a checkpoint), W&B continues the run that wrote it."""
     logger_cfgs = cfg.get("logger") or {}
     extra_kwargs: dict[str, dict[str, Any]] = {}
     if "wandb" in logger_cfgs:
         use_offline_wandb_without_login(logger_cfgs.wandb.save_dir)
-        if run_id := wandb_run_id(cfg.get("ckpt_path")):
+        if run_id := wandb_run_id(resume_from):
             extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
     loggers: list[Logger] = [
         instantiate(logger_cfg, **extra_kwargs.get(name, {})) for name, logger_cfg in logger_cfgs.items()
