@@ -174,15 +174,19 @@ def test_rendered_configs_compose_with_the_chosen_package(rendered):
     assert composed["model"]["_target_"] == f"{rendered.package}.models.alexnet.AlexNet"
 
 
-def test_gitignore_ignores_no_rendered_file(rendered, tmp_path):
+def test_gitignore_keeps_every_rendered_file_and_drops_secrets_and_outputs(rendered, tmp_path):
     # A copy, so the module's rendering stays untouched for other tests.
     project = tmp_path / "project"
     shutil.copytree(rendered.project, project)
+    rendered_files = files_of(project)
+    for local in (".env", "logs/runs/x/metrics.json", "data/cifar10/x.bin", "wandb/run.wandb"):
+        (project / local).parent.mkdir(parents=True, exist_ok=True)
+        (project / local).write_text("WANDB_API_KEY=secret\n")
     git = ["git", "-c", "init.defaultBranch=main", "-C", str(project)]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     tracked = subprocess.run([*git, "ls-files"], check=True, capture_output=True, text=True).stdout.split()
-    assert set(tracked) == files_of(project) - {p for p in files_of(project) if p.startswith(".git/")}
+    assert set(tracked) == rendered_files
 
 
 def test_no_code_or_config_uses_wandbs_thread_start_method(rendered):
