@@ -25,8 +25,6 @@ def options(group: str) -> list[str]:
 
 
 DATASETS, MODELS, EXPERIMENTS = options("dataset"), options("model"), options("experiment")
-# The dataset that needs no download: every training test uses it.
-OFFLINE_DATASET = "digits"
 
 
 @pytest.fixture

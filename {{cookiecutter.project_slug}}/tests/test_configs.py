@@ -53,3 +53,18 @@ def test_experiment_switching_dataset_picks_up_its_specialization(compose_config
 def test_eval_config_composes(compose_config, tmp_path):
     cfg = compose_config(f"ckpt_path={tmp_path}/x.ckpt", config_name="eval")
     assert OmegaConf.to_container(cfg, resolve=True)["dataset"]["input_shape"] == [1, 8, 8]
+
+
+SPECIALIZATIONS = options("dataset_model")
+
+
+@pytest.mark.parametrize("specialization", SPECIALIZATIONS)
+def test_each_specialization_changes_only_its_own_pairing(compose_config, specialization):
+    settings = OmegaConf.load(CONFIG_DIR / "dataset_model" / f"{specialization}.yaml")
+    changed = {f"{group}.{key}": value for group, node in settings.items() for key, value in node.items()}
+    for dataset in DATASETS:
+        for model in MODELS:
+            cfg = compose_config(f"dataset={dataset}", f"model={model}")
+            applies = f"{dataset}_{model}" == specialization
+            for key, value in changed.items():
+                assert (OmegaConf.select(cfg, key) == value) == applies, (dataset, model, key)

@@ -10,9 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message says which value and what would."""
+from .errors import ConfigError, UsageError
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -36,14 +34,14 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def exit_on_config_error(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Run `check_config` first; report a ConfigError as one line and exit with status 2."""
+    """Run `check_config` first; report a UsageError as one line and exit with status 2."""
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> Any:
         try:
             check_config(cfg)
             return task(cfg)
-        except ConfigError as error:
+        except UsageError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
 

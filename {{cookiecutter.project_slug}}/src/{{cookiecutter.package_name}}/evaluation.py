@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import pytorch_lightning as pl
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from .models.classifier import Classifier
@@ -17,8 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, float]:
-    out_dir = start_job(cfg)
-    datamodule: pl.LightningDataModule = instantiate(cfg.dataset)
+    out_dir, datamodule = start_job(cfg)
     model = Classifier.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=False)
     trainer = build_trainer(cfg, logger=build_loggers(cfg) or False)
     with wandb_run_finished():

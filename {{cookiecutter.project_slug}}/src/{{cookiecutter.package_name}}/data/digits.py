@@ -8,9 +8,9 @@ from .in_memory import Batch, InMemoryDataModule
 
 
 class DigitsDataModule(InMemoryDataModule):
-    def load(self) -> Batch:
+    def load(self) -> dict[str, Batch]:
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         inputs = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-        return inputs, torch.as_tensor(digits.target, dtype=torch.long)
+        return {"train": (inputs, torch.as_tensor(digits.target))}

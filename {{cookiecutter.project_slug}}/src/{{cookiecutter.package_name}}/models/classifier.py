@@ -42,9 +42,18 @@ class Classifier(pl.LightningModule):
         self.val_acc_best = MaxMetric()
         # Not logged as a scalar: utils.report.RunReport draws it after testing.
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.class_names: list[str] = []
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Label names (e.g. the folders of dataset=image_folder), for predict and notebooks.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        checkpoint["class_names"] = list(getattr(datamodule, "classes", None) or [])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.class_names = checkpoint.get("class_names") or []
 
     def _step(self, stage: str, batch: Batch) -> tuple[Tensor, Tensor]:
         """Update and log the stage's metrics; return the loss and the logits."""
@@ -84,5 +93,11 @@ class Classifier(pl.LightningModule):
         optimizer: torch.optim.Optimizer = instantiate(self.hparams.optimizer)(self.parameters())
         if not self.hparams.scheduler:
             return {"optimizer": optimizer}
-        scheduler = instantiate(self.hparams.scheduler)(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        # `interval` (epoch or step) is for Lightning, not the scheduler; `total_steps: auto`
+        # is the number of optimizer steps of the whole run.
+        scheduler_cfg = dict(self.hparams.scheduler)
+        interval = scheduler_cfg.pop("interval", "epoch")
+        if scheduler_cfg.get("total_steps") == "auto":
+            scheduler_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = instantiate(scheduler_cfg)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

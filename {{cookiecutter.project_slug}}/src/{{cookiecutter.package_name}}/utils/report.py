@@ -41,15 +41,13 @@ class RunReport(pl.Callback):
         confusion = getattr(pl_module, "test_confusion", None)
         if confusion is None or not confusion.update_called:
             return
-        figure, _ = confusion.plot()  # computes, synchronised across ranks
+        matrix = confusion.compute().cpu().numpy()  # synchronised across ranks
         confusion.reset()
         if trainer.is_global_zero:
-            figure.axes[0].set_title("Test confusion matrix")
-            self._publish(trainer, figure, "confusion_matrix")
+            self._publish(trainer, confusion_matrix(matrix), "confusion_matrix")
 
     def _publish(self, trainer: pl.Trainer, figure: Any, name: str) -> None:
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         path = self.output_dir / f"{name}.png"
         figure.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(figure)
@@ -57,12 +55,18 @@ class RunReport(pl.Callback):
             logger.log_image(key=f"figures/{name}", images=[str(path)])
 
 
-def learning_curves(history: list[dict[str, float]]) -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (runs have no display), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def learning_curves(history: list[dict[str, float]]) -> Any:
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.5))
     epochs = [row["epoch"] for row in history]
     for axis, (panel, names) in zip(axes, CURVES.items(), strict=True):
@@ -70,6 +74,22 @@ def learning_curves(history: list[dict[str, float]]) -> Any:
             axis.plot(epochs, [row.get(name, float("nan")) for row in history], marker=".", label=name)
         axis.set(title=panel, xlabel="epoch")
         axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def confusion_matrix(matrix: Any) -> Any:
+    plt = pyplot()
+    classes = len(matrix)
+    figure, axis = plt.subplots(figsize=(1.5 + 0.45 * classes, 1.2 + 0.45 * classes))
+    axis.imshow(matrix, cmap="Blues")
+    for true in range(classes):
+        for predicted in range(classes):
+            count = int(matrix[true, predicted])
+            color = "white" if count > matrix.max() / 2 else "black"
+            axis.text(predicted, true, count, ha="center", va="center", fontsize=8, color=color)
+    axis.set(title="Test confusion matrix", xlabel="Predicted class", ylabel="True class")
+    axis.set(xticks=range(classes), yticks=range(classes))
     figure.tight_layout()
     return figure
 

@@ -1,0 +1,200 @@
+"""Each dataset parses its real on-disk format, rejects corrupt files, and downloads safely."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import pickle
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import DATASETS, PROJECT_DIR, run_script
+from fake_data import idx_bytes, write_all, write_cifar10, write_image_folder, write_mnist
+from hydra.utils import instantiate
+
+from {{ cookiecutter.package_name }}.data import mnist
+from {{ cookiecutter.package_name }}.errors import DataError
+
+# Split sizes of each dataset as fake_data writes it (digits is the real bundled set).
+SPLIT_SIZES = {
+    "digits": {"train": 1258, "val": 180, "test": 359},
+    "mnist": {"train": 52, "val": 8, "test": 20},
+    "cifar10": {"train": 90, "val": 10, "test": 20},
+    "image_folder": {"train": 20, "val": 2, "test": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return write_all(tmp_path_factory.mktemp("data"))
+
+
+def datamodule(compose_config, dataset: str, data_dir: Path, *overrides: str):
+    cfg = compose_config(f"dataset={dataset}", f"paths.data_dir={data_dir}", *overrides)
+    module = instantiate(cfg.dataset)
+    module.setup("fit")
+    return cfg, module
+
+
+def test_every_dataset_has_a_split_size_case():
+    assert set(SPLIT_SIZES) == set(DATASETS)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_dataset_reads_its_format_and_serves_normalised_batches(compose_config, data_dir, dataset):
+    cfg, module = datamodule(compose_config, dataset, data_dir)
+    sizes = {
+        name: len(loader.dataset if hasattr(loader, "dataset") else loader.targets)
+        for name, loader in (
+            ("train", module.train_dataloader()),
+            ("val", module.val_dataloader()),
+            ("test", module.test_dataloader()),
+        )
+    }
+    assert sizes == SPLIT_SIZES[dataset]
+    inputs, targets = next(iter(module.val_dataloader()))
+    inputs, targets = module.on_after_batch_transfer((inputs, targets), 0)
+    assert tuple(inputs.shape[1:]) == tuple(cfg.dataset.input_shape)
+    assert inputs.dtype == torch.float32 and targets.dtype == torch.int64
+    assert int(targets.min()) >= 0 and int(targets.max()) < cfg.dataset.num_classes
+
+
+def test_random_crop_and_flip_keep_shapes_and_pixels(compose_config, data_dir):
+    _, module = datamodule(compose_config, "cifar10", data_dir)
+    inputs = module.splits["train"][0][:8]
+    plain, augmented = module.eval_transform(inputs), module.train_transform(inputs)
+    assert augmented.shape == plain.shape and not torch.equal(augmented, plain)
+
+
+def corrupt(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+# Decode images in the test process, so the error is raised there.
+IN_PROCESS = {"image_folder": ("dataset.num_workers=0",)}
+CORRUPTIONS = {
+    "mnist-truncated-gzip": (
+        "mnist",
+        lambda d: corrupt(d / "mnist" / "train-images-idx3-ubyte.gz"),
+        "corrupt or truncated",
+    ),
+    "mnist-truncated-idx": (
+        "mnist",
+        lambda d: (d / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(idx_bytes(torch.zeros(20, dtype=torch.uint8).numpy())[:-5])
+        ),
+        "header promises",
+    ),
+    "mnist-not-idx": (
+        "mnist",
+        lambda d: (d / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(b"<html>not found</html>")
+        ),
+        "not an IDX file",
+    ),
+    "cifar10-truncated-archive": (
+        "cifar10",
+        lambda d: corrupt(d / "cifar10" / "cifar-10-python.tar.gz"),
+        "corrupt or truncated",
+    ),
+    "image-folder-bad-image": (
+        "image_folder",
+        lambda d: (d / "images" / "class_0" / "5.png").write_bytes(b"junk"),
+        "cannot read image",
+    ),
+}
+
+
+@pytest.mark.parametrize(("dataset", "damage", "message"), CORRUPTIONS.values(), ids=CORRUPTIONS)
+def test_corrupt_file_is_reported_not_trained_on(compose_config, tmp_path, dataset, damage, message):
+    write_all(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(DataError, match=message):
+        _, module = datamodule(compose_config, dataset, tmp_path, *IN_PROCESS.get(dataset, ()))
+        for batch in module.train_dataloader():
+            assert batch
+
+
+def test_cifar10_batch_with_foreign_code_is_refused(compose_config, tmp_path):
+    write_cifar10(tmp_path / "cifar10")
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [*(f"data_batch_{n}" for n in range(1, 6)), "test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({b"data": Path("x"), b"labels": []}))
+    with pytest.raises(DataError, match="must not contain pathlib"):
+        datamodule(compose_config, "cifar10", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [(3, "has 3 class folders"), (0, "does not exist")],
+    ids=["wrong-count", "missing"],
+)
+def test_image_folder_layout_problems_are_clear(compose_config, tmp_path, classes, message):
+    if classes:
+        write_image_folder(tmp_path / "images", classes=classes, per_class=2)
+    with pytest.raises(DataError, match=message):
+        datamodule(compose_config, "image_folder", tmp_path)
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """An HTTP server on loopback serving tmp_path/served; yields (folder, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_is_checksummed_then_parsed(compose_config, tmp_path, file_server, monkeypatch):
+    served, url = file_server
+    files = write_mnist(served)
+    monkeypatch.setattr(
+        mnist, "FILES", {name: hashlib.md5(p.read_bytes()).hexdigest() for name, p in files.items()}
+    )
+    data = tmp_path / "data"
+    _, module = datamodule(compose_config, "mnist", data, f"dataset.mirrors=[{url}]")
+    assert sorted(p.name for p in (data / "mnist").iterdir()) == sorted(files)
+    assert len(module.splits["test"][1]) == 20
+
+
+def test_corrupt_download_is_deleted_and_reported(compose_config, tmp_path, file_server, monkeypatch):
+    served, url = file_server
+    files = write_mnist(served)
+    monkeypatch.setattr(
+        mnist, "FILES", {name: hashlib.md5(p.read_bytes()).hexdigest() for name, p in files.items()}
+    )
+    corrupt(files["train-images-idx3-ubyte.gz"])
+    data = tmp_path / "data"
+    with pytest.raises(DataError, match=r"corrupt or truncated download .* deleted"):
+        datamodule(compose_config, "mnist", data, f"dataset.mirrors=[{url}]")
+    assert not list((data / "mnist").glob("train-images-idx3-ubyte.gz*"))
+
+
+def test_offline_without_a_copy_names_the_url_and_the_folder(tmp_path):
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    result = run_script(
+        "train.py",
+        "dataset=mnist",
+        f"paths.data_dir={tmp_path}",
+        f"dataset.mirrors=[{dead}]",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=PROJECT_DIR,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot get train-images-idx3-ubyte.gz")
+    assert f"Download {dead}train-images-idx3-ubyte.gz yourself and put it in {tmp_path}/mnist/" in line
