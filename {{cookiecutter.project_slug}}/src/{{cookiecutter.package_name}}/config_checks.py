@@ -28,6 +28,12 @@ def check_config(cfg: DictConfig) -> None:
             f"monitor.metric={monitor.metric!r} must be a metric logged during fit, "
             "e.g. 'val/acc' or 'val/loss'"
         )
+    val, test = cfg.dataset.get("val_fraction", 0.1), cfg.dataset.get("test_fraction", 0.0)
+    if not (val > 0 and test >= 0 and val + test < 1):
+        raise ConfigError(
+            f"dataset.val_fraction={val} and dataset.test_fraction={test}: "
+            "need val_fraction > 0, test_fraction >= 0 and a sum below 1"
+        )
     shape = list(cfg.dataset.input_shape)
     if len(shape) != 3 or not all(isinstance(n, int) and n > 0 for n in shape):
         raise ConfigError(f"dataset.input_shape={shape} must be [channels, height, width] of positive ints")
