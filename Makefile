@@ -23,7 +23,7 @@ demo: $(BIN)/.installed
 	cd $(DEMO_DIR)/my-ml-project && WANDB_MODE=offline $(CURDIR)/$(BIN)/python train.py
 	@echo
 	@echo "Results: $$(ls -d $(CURDIR)/$(DEMO_DIR)/my-ml-project/logs/runs/*/* | tail -n 1)"
-	@echo "  metrics.json, checkpoints/{best,last}.ckpt, train.log, wandb/ (offline run)"
+	@echo "  metrics.json, checkpoints/{best,last}.ckpt, learning_curves.png, confusion_matrix.png, train.log, wandb/ (offline run)"
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
