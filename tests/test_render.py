@@ -65,6 +65,7 @@ EXPECTED_FILES = {
     "src/PKG/training.py",
     "src/PKG/evaluation.py",
     "src/PKG/data/__init__.py",
+    "src/PKG/data/base.py",
     "src/PKG/data/in_memory.py",
     "src/PKG/data/digits.py",
     "src/PKG/data/cifar10.py",

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from .data.base import BatchTransform
 from .data.image_folder import load_image
-from .data.in_memory import BatchTransform
 from .errors import UsageError
 from .models.classifier import Classifier
 

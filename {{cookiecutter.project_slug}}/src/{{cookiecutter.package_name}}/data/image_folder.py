@@ -7,17 +7,16 @@ augmentation and normalisation then run on whole batches, as for the in-memory d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
-from .in_memory import Batch, BatchTransform, split_indices
+from .base import Batch, ImageDataModule, split_indices
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -62,28 +61,10 @@ def scan(root: Path) -> tuple[list[str], list[Path], list[int]]:
     return classes, files, labels
 
 
-class ImageFolderDataModule(pl.LightningDataModule):
-    def __init__(
-        self,
-        root: str,
-        input_shape: Sequence[int],
-        num_classes: int,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        split_seed: int = 0,
-        mean: Sequence[float] = (0.5,),
-        std: Sequence[float] = (0.25,),
-        augment: Mapping[str, object] | None = None,
-        num_workers: int = 2,
-        eval_batch_size: int = 256,
-    ) -> None:
-        super().__init__()
-        self.root, self.input_shape, self.num_classes = Path(root), tuple(input_shape), num_classes
-        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
-        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
-        self.eval_transform = BatchTransform(mean, std)
-        self.train_transform = BatchTransform(mean, std, **dict(augment or {}))
+class ImageFolderDataModule(ImageDataModule):
+    def __init__(self, root: str, num_workers: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root, self.num_workers = Path(root), num_workers
         self.classes: list[str] = []
         self.datasets: dict[str, ImageFiles] = {}
 

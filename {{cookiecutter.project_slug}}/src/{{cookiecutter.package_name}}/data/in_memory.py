@@ -1,68 +1,21 @@
 """Datasets small enough to live in memory as tensors, batched by indexing.
 
 A DataLoader would collate every batch sample by sample; for tens of thousands of small images
-that costs more than the model. `TensorBatches` slices the tensors instead, and `BatchTransform`
-scales, augments and normalises whole batches at once. Images are kept as uint8 until a batch
-is drawn, so CIFAR-10 takes 180 MB rather than 740 MB.
+that costs more than the model. `TensorBatches` slices the tensors instead, and
+`base.BatchTransform` scales, augments and normalises whole batches at once. Images are kept
+as uint8 until a batch is drawn, so CIFAR-10 takes 180 MB rather than 740 MB.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from ..errors import DataError
-
-Batch = tuple[Tensor, Tensor]
-
-
-class BatchTransform:
-    """uint8 or [0, 1] float images -> optional random crop and flip -> normalised float."""
-
-    def __init__(
-        self, mean: Sequence[float], std: Sequence[float], crop_padding: int = 0, hflip: bool = False
-    ) -> None:
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
-        self.crop_padding, self.hflip = crop_padding, hflip
-
-    def __call__(self, images: Tensor) -> Tensor:
-        images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-        if self.crop_padding:
-            images = random_crop(images, self.crop_padding)
-        if self.hflip:
-            flip = torch.rand(len(images)) < 0.5
-            images[flip] = images[flip].flip(-1)
-        return (images - self.mean) / self.std
-
-
-def random_crop(images: Tensor, padding: int) -> Tensor:
-    """Pad each image with zeros and cut it back to size at a random offset of its own."""
-    count, _, height, width = images.shape
-    padded = torch.nn.functional.pad(images, (padding,) * 4)
-    rows = torch.randint(0, 2 * padding + 1, (count, 1)) + torch.arange(height)
-    cols = torch.randint(0, 2 * padding + 1, (count, 1)) + torch.arange(width)
-    index = torch.arange(count)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-
-
-def split_indices(
-    count: int, total: int, val_fraction: float, test_fraction: float, seed: int, hold_out_test: bool
-) -> dict[str, Tensor]:
-    """Seeded indices into `count` training items: "val" (and "test" if `hold_out_test`) take
-    their fraction of `total` items, "train" the rest. The same seed always gives the same split."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    parts: dict[str, Tensor] = {}
-    if hold_out_test:
-        n_test = round(total * test_fraction)
-        parts["test"], order = order[:n_test], order[n_test:]
-    n_val = round(total * val_fraction)
-    parts["val"], parts["train"] = order[:n_val], order[n_val:]
-    return parts
+from .base import Batch, ImageDataModule, split_indices
 
 
 class TensorBatches:
@@ -105,41 +58,16 @@ class TensorBatches:
             yield (self.transform(inputs) if self.transform else inputs), self.targets[batch]
 
 
-class InMemoryDataModule(pl.LightningDataModule):
+class InMemoryDataModule(ImageDataModule):
     """Loads the data once, splits train/val/test, serves TensorBatches.
 
     Subclasses implement `load()`. A dataset with a canonical test set returns it; otherwise
-    `test_fraction` of all images is held out. `val_fraction` (of all images) then comes out
-    of the training images. The split uses its own seed (`split_seed`) so that every training
-    seed is scored on the same test set.
+    `test_fraction` of all images is held out. `val_fraction` then comes out of the training
+    images.
     """
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        num_classes: int,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        split_seed: int = 0,
-        mean: Sequence[float] = (0.0,),
-        std: Sequence[float] = (1.0,),
-        augment: Mapping[str, object] | None = None,
-        eval_batch_size: int = 512,
-        class_names: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__()
-        self.classes = list(class_names or (str(label) for label in range(num_classes)))
-        if not (val_fraction > 0 and test_fraction >= 0 and val_fraction + test_fraction < 1):
-            raise ValueError(
-                "val_fraction must be positive, test_fraction not negative, their sum below 1; "
-                f"got {val_fraction} and {test_fraction}"
-            )
-        self.input_shape, self.num_classes = tuple(input_shape), num_classes
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
-        self.eval_transform = BatchTransform(mean, std)
-        self.train_transform = BatchTransform(mean, std, **dict(augment or {}))
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.splits: dict[str, Batch] = {}
 
     def load(self) -> dict[str, Batch]:
