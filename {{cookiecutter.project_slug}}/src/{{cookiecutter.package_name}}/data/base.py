@@ -3,7 +3,7 @@ augmentation on whole batches."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -58,7 +58,8 @@ def split_indices(
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """The constructor arguments every dataset config has; subclasses load and serve the data.
+    """The constructor arguments every dataset config has, and which split gets which batch
+    size and shuffling; subclasses load the data and implement `loader()`.
 
     `val_fraction` and `test_fraction` are fractions of all images; `split_seed` fixes the split
     apart from the training seed, so every training seed is scored on the same test set.
@@ -90,3 +91,16 @@ class ImageDataModule(pl.LightningDataModule):
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.eval_transform = BatchTransform(mean, std)
         self.train_transform = BatchTransform(mean, std, **dict(augment or {}))
+
+    def loader(self, split: str, batch_size: int, train: bool) -> Iterable[Batch]:
+        """Batches of one split ("train", "val" or "test"); `train` shuffles and augments."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> Iterable[Batch]:
+        return self.loader("train", self.batch_size, train=True)
+
+    def val_dataloader(self) -> Iterable[Batch]:
+        return self.loader("val", self.eval_batch_size, train=False)
+
+    def test_dataloader(self) -> Iterable[Batch]:
+        return self.loader("test", self.eval_batch_size, train=False)

@@ -85,24 +85,15 @@ class ImageFolderDataModule(ImageDataModule):
             for name, index in parts.items()
         }
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def loader(self, split: str, batch_size: int, train: bool) -> DataLoader:
         workers = self.num_workers
         return DataLoader(
             self.datasets[split],
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=train,
             num_workers=workers,
             persistent_workers=workers > 0,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size)
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         inputs, targets = batch

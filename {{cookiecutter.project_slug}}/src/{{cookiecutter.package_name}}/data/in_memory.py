@@ -106,15 +106,6 @@ class InMemoryDataModule(ImageDataModule):
         if "test" in loaded:
             self.splits["test"] = loaded["test"]
 
-    def _batches(self, split: str, batch_size: int, train: bool = False) -> TensorBatches:
+    def loader(self, split: str, batch_size: int, train: bool) -> TensorBatches:
         transform = self.train_transform if train else self.eval_transform
         return TensorBatches(*self.splits[split], batch_size=batch_size, shuffle=train, transform=transform)
-
-    def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", self.batch_size, train=True)
-
-    def val_dataloader(self) -> TensorBatches:
-        return self._batches("val", self.eval_batch_size)
-
-    def test_dataloader(self) -> TensorBatches:
-        return self._batches("test", self.eval_batch_size)
