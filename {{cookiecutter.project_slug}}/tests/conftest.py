@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+
+# Tiny models on shared cores: more intra-op threads only spin-wait. Set before torch is
+# imported, here and (inherited) in every subprocess the tests start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import subprocess
 import sys
 import tempfile

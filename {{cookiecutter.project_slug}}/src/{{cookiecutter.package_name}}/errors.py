@@ -1,8 +1,25 @@
-"""Errors a user can fix: reported as one line and exit status 2, never as a traceback."""
+"""Errors that end a job with one `error:` line on stderr and a known exit status, never a traceback.
+
+Exit statuses: 2, the user's input cannot work (a config value, a data file, a checkpoint);
+3, training stopped itself (a non-finite loss); 128 + N, stopped by signal N after saving
+`last.ckpt` (130 for Ctrl-C, 143 for SIGTERM), so schedulers and scripts see a failure and retry.
+"""
+
+from __future__ import annotations
+
+import signal
 
 
-class UsageError(Exception):
-    """Base class; the message names the value or file at fault and what would work."""
+class RunError(Exception):
+    """Base class: the message names the value, file or step at fault and what would work."""
+
+    exit_status = 1
+
+
+class UsageError(RunError):
+    """Input the user can fix."""
+
+    exit_status = 2
 
 
 class ConfigError(UsageError, ValueError):
@@ -11,3 +28,26 @@ class ConfigError(UsageError, ValueError):
 
 class DataError(UsageError, RuntimeError):
     """A dataset that cannot be had or read: offline with no copy, corrupt, wrong layout."""
+
+
+class CheckpointError(UsageError):
+    """A checkpoint that is missing, not whole, or not safe to load."""
+
+
+class Diverged(RunError):
+    """The training loss became NaN or infinite."""
+
+    exit_status = 3
+
+
+class Interrupted(RunError):
+    """The job was stopped by a signal; it saved what it could and should be retried."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_status = 128 + signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
