@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-
-# Tiny models on shared cores: more intra-op threads only spin-wait. Set before torch is
-# imported, here and (inherited) in every subprocess the tests start.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 import subprocess
 import sys
 import tempfile
@@ -19,6 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from {{ cookiecutter.package_name }}.paths import config_dir
+
+# Tiny models on shared cores: more intra-op threads only spin-wait. Set before torch is
+# imported, here and (inherited) in every subprocess the tests start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(config_dir())
