@@ -82,6 +82,7 @@ EXPECTED_FILES = {
     "src/PKG/utils/callbacks.py",
     "src/PKG/utils/metrics.py",
     "src/PKG/utils/report.py",
+    "src/PKG/utils/run_record.py",
     "tests/conftest.py",
     "tests/test_configs.py",
     "tests/test_models.py",
@@ -92,6 +93,7 @@ EXPECTED_FILES = {
     "tests/fake_data.py",
     "tests/test_datasets.py",
     "tests/test_predict.py",
+    "tests/test_run_record.py",
 }
 
 

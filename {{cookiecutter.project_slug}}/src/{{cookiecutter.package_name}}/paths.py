@@ -18,3 +18,8 @@ def run_dir() -> Path:
     from hydra.core.hydra_config import HydraConfig
 
     return Path(HydraConfig.get().runtime.output_dir)
+
+
+def code_dir() -> Path:
+    """The package's own source dir: the git repo holding it (if any) is the code a run ran."""
+    return _PACKAGE_DIR
