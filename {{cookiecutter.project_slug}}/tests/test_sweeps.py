@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -14,7 +20,8 @@ from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from {{ cookiecutter.package_name }}.agent_args import hydra_overrides
-from {{ cookiecutter.package_name }}.sweep import agent_command
+from {{ cookiecutter.package_name }}.errors import UsageError
+from {{ cookiecutter.package_name }}.sweep import agent_command, check_parameters, lock
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -157,3 +164,169 @@ def test_grid_sweep_records_a_crashed_trial_and_runs_the_rest(tmp_path):
     assert results["trials"][-1]["params"]["optimizer.lr"] == -1.0
     assert "Invalid learning rate" in (tmp_path / "out" / "trial-001.log").read_text()
     assert "[trial-001] failed (exit 1)" in output
+
+
+def grid_file(tmp_path: Path, parameters: dict) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({**load("sweep.yaml"), "method": "grid", "parameters": parameters}))
+    return path
+
+
+def read_results(sweep_dir: Path) -> dict:
+    """results.json, which must parse whenever it exists: it is only ever replaced whole."""
+    return json.loads((sweep_dir / "results.json").read_text())
+
+
+def wait_for_second_trial_to_train(runner: subprocess.Popen, sweeps_dir: Path) -> Path:
+    """The sweep dir, once a trial has finished and the next one has started its job."""
+    deadline = time.monotonic() + 600
+    while True:
+        assert runner.poll() is None and time.monotonic() < deadline, "no second trial started"
+        for sweep_dir in sweeps_dir.glob("*/"):
+            if (sweep_dir / "results.json").is_file():
+                states = [trial["state"] for trial in read_results(sweep_dir)["trials"]]
+                started = (sweep_dir / f"trial-{len(states) - 1:03d}" / "record").is_dir()
+                if "finished" in states and states.count("running") == 1 and started:
+                    return sweep_dir
+        time.sleep(0.1)
+
+
+# A count above the grid's 3 points: the grid must end when every point has run once.
+INTERRUPTIONS = {
+    "sigint-grid": (signal.SIGINT, "grid", ["--count", "4"]),
+    "sigterm-random": (signal.SIGTERM, "sweep.yaml", ["--count", "3"]),
+}
+
+
+@pytest.mark.parametrize(("signum", "sweep_name", "count"), INTERRUPTIONS.values(), ids=INTERRUPTIONS)
+def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
+    tmp_path, signum, sweep_name, count
+):
+    grid_points = [0.001, 0.003, 0.01]
+    if sweep_name == "grid":
+        sweep_file = grid_file(tmp_path, {"optimizer.lr": {"values": grid_points}})
+    else:
+        sweep_file = SWEEP_FILES[sweep_name]
+    command = [sys.executable, "-m", RUNNER, str(sweep_file), *count, "trainer.max_epochs=3", "logger=csv"]
+    env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path / "root")}
+    runner = subprocess.Popen(
+        command, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        sweep_dir = wait_for_second_trial_to_train(runner, tmp_path / "root" / "logs" / "sweeps")
+        runner.send_signal(signum)
+        output, errors = runner.communicate(timeout=600)
+    finally:
+        runner.kill()
+
+    assert runner.returncode == 128 + signum
+    (line,) = errors.strip().splitlines()
+    assert line.startswith(f"error: sweep stopped by {signum.name}") and "run the same command" in line
+    assert "rank  trial" in output
+    stopped = {trial["name"]: trial for trial in read_results(sweep_dir)["trials"]}
+    # The runner passed the signal on: the running trial stopped instead of training to its end.
+    assert stopped[max(stopped)]["state"] == f"interrupted ({signum.name})"
+    finished = {name: trial for name, trial in stopped.items() if trial["state"] == "finished"}
+    assert finished and all(trial["metrics"]["test/acc"] > 0 for trial in finished.values())
+    written = {name: (sweep_dir / name / "metrics.json").stat().st_mtime_ns for name in finished}
+
+    again = run_script(*command[1:], cwd=PROJECT_DIR, env=env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert list(sweep_dir.parent.iterdir()) == [sweep_dir]  # the same command found the same dir
+    trials = {trial["name"]: trial for trial in read_results(sweep_dir)["trials"]}
+    assert sorted(trials) == ["trial-000", "trial-001", "trial-002"]
+    assert all(trial["state"] == "finished" for trial in trials.values())
+    for name, trial in finished.items():  # not run again
+        assert trials[name]["params"] == trial["params"] and f"[{name}] " not in again.stdout
+        assert (sweep_dir / name / "metrics.json").stat().st_mtime_ns == written[name]
+    values = [trial["params"]["optimizer.lr"] for trial in trials.values()]
+    assert len(set(values)) == 3 and (sweep_name != "grid" or sorted(values) == grid_points)
+
+
+def test_unknown_parameter_is_one_line_before_any_trial(tmp_path):
+    sweep_file = grid_file(tmp_path, {"optimizer.lrr": {"values": [0.01]}})
+    result = run_script(
+        "-m", RUNNER, str(sweep_file), cwd=PROJECT_DIR, env={"PROJECT_ROOT": str(tmp_path / "root")}
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        f"error: {sweep_file}: parameter 'optimizer.lrr' is neither a key nor a group of the config "
+        "(did you mean optimizer.lr?)"
+    )
+    assert not (tmp_path / "root").exists() and result.stdout == ""
+
+
+PARAMETER_CHECKS = {
+    "misspelled-key": ({"optimizer.lrr": {"min": 0.001, "max": 0.01}}, [], "did you mean optimizer.lr?"),
+    "unknown-model": ({"model": {"values": ["mlp", "alexnett"]}}, [], "did you mean alexnet?"),
+    "unknown-experiment": ({"experiment": {"values": ["aplite", "nglit", None]}}, [], "did you mean nglite?"),
+    "key-of-no-swept-option": (
+        {"model": {"values": ["mlp", "resnet"]}, "model.num_layers": {"values": [3]}},
+        [],
+        "parameter 'model.num_layers' is neither",
+    ),
+    "misspelled-override": ({"seed": {"values": [1]}}, ["trainer.max_epoch=1"], "'trainer.max_epoch'"),
+    "key-of-a-swept-option": (
+        {"model": {"values": ["mlp", "alexnet"]}, "model.num_layers": {"values": [3]}},
+        [],
+        None,
+    ),
+    "experiment-and-its-keys": (
+        {"experiment": {"values": ["aplite", None]}, "model.width": {"values": [16]}, "seed": {"value": 1}},
+        ["logger=csv"],
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "overrides", "message"), PARAMETER_CHECKS.values(), ids=PARAMETER_CHECKS
+)
+def test_parameter_names_and_group_options_are_checked_against_the_config(
+    tmp_path, parameters, overrides, message
+):
+    sweep = {**load("sweep.yaml"), "method": "grid", "parameters": parameters}
+    if message is None:
+        check_parameters(tmp_path / "grid.yaml", sweep, overrides)
+    else:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            check_parameters(tmp_path / "grid.yaml", sweep, overrides)
+
+
+def hold_sweep_dir(sweep_dir: Path) -> object:
+    return lock(sweep_dir)  # held by this test process while the returned file is open
+
+
+def other_sweep_in_dir(sweep_dir: Path) -> None:
+    sweep_dir.mkdir()
+    (sweep_dir / "results.json").write_text(json.dumps({"sweep": {"method": "grid"}, "trials": []}))
+
+
+SWEEP_DIR_CONFLICTS = {
+    "another-runner-holds-it": (hold_sweep_dir, "another sweep runner (pid"),
+    "it-holds-another-sweep": (other_sweep_in_dir, "holds a different sweep"),
+}
+
+
+@pytest.mark.parametrize(("setup", "message"), SWEEP_DIR_CONFLICTS.values(), ids=SWEEP_DIR_CONFLICTS)
+def test_sweep_dir_in_use_or_of_another_sweep_is_refused(tmp_path, setup, message):
+    held = setup(tmp_path / "sweep")
+    result = run_script(
+        "-m", RUNNER, str(SWEEP_FILES["sweep.yaml"]), "--dir", str(tmp_path / "sweep"), cwd=PROJECT_DIR
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+    assert not list((tmp_path / "sweep").glob("trial-*"))
+    del held
+
+
+def test_fresh_moves_earlier_trials_aside_and_starts_over(tmp_path):
+    other_sweep_in_dir(tmp_path / "sweep")
+    stdout, results = run_sweep(
+        tmp_path / "sweep", SWEEP_FILES["sweep.yaml"], "--fresh", "--count", "1", *BUDGET
+    )
+    (aside,) = tmp_path.glob("sweep-until-*")
+    assert read_results(aside)["sweep"] == {"method": "grid"} and f"moved to {aside}" in stdout
+    assert [trial["state"] for trial in results["trials"]] == ["finished"]
