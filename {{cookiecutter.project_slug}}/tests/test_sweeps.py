@@ -21,7 +21,7 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from {{ cookiecutter.package_name }}.agent_args import hydra_overrides
 from {{ cookiecutter.package_name }}.errors import UsageError
-from {{ cookiecutter.package_name }}.sweep import agent_command, check_parameters, lock
+from {{ cookiecutter.package_name }}.sweep import SignalForwarder, agent_command, check_parameters, lock
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -192,6 +192,12 @@ def wait_for_second_trial_to_train(runner: subprocess.Popen, sweeps_dir: Path) -
 
 
 # A count above the grid's 3 points: the grid must end when every point has run once.
+def as_in_a_terminal() -> None:
+    """Ctrl-C handled as in an interactive shell, even when the tests run as a background job
+    (which starts with SIGINT ignored, and the runner keeps a signal ignored on purpose so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 INTERRUPTIONS = {
     "sigint-grid": (signal.SIGINT, "grid", ["--count", "4"]),
     "sigterm-random": (signal.SIGTERM, "sweep.yaml", ["--count", "3"]),
@@ -210,7 +216,13 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
     command = [sys.executable, "-m", RUNNER, str(sweep_file), *count, "trainer.max_epochs=3", "logger=csv"]
     env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path / "root")}
     runner = subprocess.Popen(
-        command, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         sweep_dir = wait_for_second_trial_to_train(runner, tmp_path / "root" / "logs" / "sweeps")
@@ -330,3 +342,14 @@ def test_fresh_moves_earlier_trials_aside_and_starts_over(tmp_path):
     (aside,) = tmp_path.glob("sweep-until-*")
     assert read_results(aside)["sweep"] == {"method": "grid"} and f"moved to {aside}" in stdout
     assert [trial["state"] for trial in results["trials"]] == ["finished"]
+
+
+def test_a_signal_ignored_on_purpose_stays_ignored():
+    """Under `nohup` (SIGHUP ignored) a closed terminal must not stop the sweep."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with SignalForwarder().active():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)

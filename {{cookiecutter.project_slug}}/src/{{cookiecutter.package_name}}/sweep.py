@@ -126,7 +126,12 @@ class SignalForwarder:
 
     @contextmanager
     def active(self) -> Iterator[SignalForwarder]:
-        previous = {signum: signal.signal(signum, self._handle) for signum in FORWARDED_SIGNALS}
+        # A signal ignored on purpose (SIGHUP under nohup, SIGINT in a background job) stays so.
+        previous = {
+            signum: signal.signal(signum, self._handle)
+            for signum in FORWARDED_SIGNALS
+            if signal.getsignal(signum) is not signal.SIG_IGN
+        }
         try:
             yield self
         finally:
