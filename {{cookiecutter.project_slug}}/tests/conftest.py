@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,15 @@ def options(group: str) -> list[str]:
 
 
 DATASETS, MODELS, EXPERIMENTS = options("dataset"), options("model"), options("experiment")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Iterator[Path]:
+    """Every downloadable dataset as fake_data writes it, and checksums that match it."""
+    from fake_data import expect_checksums_of, write_all  # imports torch: not before OMP_NUM_THREADS
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield expect_checksums_of(write_all(tmp_path_factory.mktemp("data")), monkeypatch)
 
 
 @pytest.fixture

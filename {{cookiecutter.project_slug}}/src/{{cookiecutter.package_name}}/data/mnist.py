@@ -53,8 +53,13 @@ class MNISTDataModule(InMemoryDataModule):
         self.data_dir, self.mirrors = Path(data_dir), [m if m.endswith("/") else f"{m}/" for m in mirrors]
 
     def prepare_data(self) -> None:
+        """Download what is missing and check every .gz file in place against its MD5.
+
+        Unzipped files are read as they are: no canonical checksum is published for them (only
+        for the .gz files), so `read_idx` checks their header and length instead.
+        """
         for name, md5 in FILES.items():
-            if not self._local(name).exists():
+            if self._local(name).suffix == ".gz":
                 fetch([mirror + name for mirror in self.mirrors], self.data_dir / name, md5)
 
     def _local(self, name: str) -> Path:
