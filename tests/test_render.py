@@ -62,6 +62,7 @@ EXPECTED_FILES = {
     "src/PKG/paths.py",
     "src/PKG/config_checks.py",
     "src/PKG/errors.py",
+    "src/PKG/checkpoints.py",
     "src/PKG/training.py",
     "src/PKG/evaluation.py",
     "src/PKG/data/__init__.py",
@@ -90,6 +91,7 @@ EXPECTED_FILES = {
     "tests/test_sweeps.py",
     "tests/wandb_records.py",
     "tests/fake_data.py",
+    "tests/test_checkpoints.py",
     "tests/test_datasets.py",
     "tests/test_predict.py",
 }

@@ -12,6 +12,7 @@ import torch
 from conftest import EXPERIMENTS, PROJECT_DIR, run_script, train_cli
 from omegaconf import OmegaConf
 
+from {{ cookiecutter.package_name }}.checkpoints import load_checkpoint
 from {{ cookiecutter.package_name }}.models.classifier import Classifier
 from {{ cookiecutter.package_name }}.training import build_trainer, run_training
 
@@ -28,8 +29,7 @@ def test_short_training_learns_digits_and_keeps_best_and_last(compose_config):
     assert metrics["test/acc"] > 0.9 > 5 * CHANCE
 
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
-    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
-    best = torch.load(checkpoints / "best.ckpt", map_location="cpu", weights_only=False)
+    last, best = load_checkpoint(checkpoints / "last.ckpt"), load_checkpoint(checkpoints / "best.ckpt")
     # last.ckpt is the final epoch, not a copy of the best one.
     assert last["global_step"] == metrics["global_step"]
     assert last["epoch"] == 7

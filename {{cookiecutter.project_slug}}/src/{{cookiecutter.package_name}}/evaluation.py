@@ -6,7 +6,7 @@ import logging
 
 from omegaconf import DictConfig
 
-from .models.classifier import Classifier
+from .checkpoints import load_classifier
 from .training import build_trainer, start_job
 from .utils.loggers import build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, float]:
+    model = load_classifier(cfg.ckpt_path)  # before any data work: an unsafe file ends the job here
     out_dir, datamodule = start_job(cfg)
-    model = Classifier.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=False)
     trainer = build_trainer(cfg, logger=build_loggers(cfg) or False)
     with wandb_run_finished():
         trainer.test(model, datamodule=datamodule)

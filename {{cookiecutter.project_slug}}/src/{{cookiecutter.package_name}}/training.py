@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
+from .checkpoints import load_checkpoint
 from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
@@ -89,6 +90,8 @@ def run_info(model: pl.LightningModule) -> dict[str, Any]:
 
 
 def run_training(cfg: DictConfig) -> dict[str, float]:
+    if cfg.get("ckpt_path"):
+        load_checkpoint(cfg.ckpt_path, mmap=True)  # refuse an unsafe or broken file before any work
     out_dir, datamodule = start_job(cfg)
     model = build_classifier(cfg)
     loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
@@ -97,11 +100,11 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
 
     apply_speedups(model, cfg.get("speed"))
     with wandb_run_finished():
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         metrics = scalar_metrics(trainer.callback_metrics)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             metrics |= scalar_metrics(trainer.callback_metrics)
         metrics |= {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
     if trainer.is_global_zero:

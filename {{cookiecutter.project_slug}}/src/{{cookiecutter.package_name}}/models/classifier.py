@@ -1,11 +1,13 @@
 """The LightningModule: trains any network from `configs/model/` as a classifier.
 
 Its hyperparameters are the plain-dict configs of the network, optimizer and scheduler, so a
-checkpoint rebuilds itself: `Classifier.load_from_checkpoint(path)` needs no Hydra config.
+checkpoint rebuilds itself: `Classifier.load_from_checkpoint(path)` needs no Hydra config (and
+goes through `checkpoints.load_classifier`, which refuses checkpoints that would run code).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -54,6 +56,16 @@ class Classifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.class_names = checkpoint.get("class_names") or []
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: Any = None
+    ) -> Classifier:
+        """Lightning's loader, made safe: `checkpoints.load_classifier`, then `.to(map_location)`."""
+        from ..checkpoints import load_classifier
+
+        model = load_classifier(checkpoint_path)
+        return model.to(map_location) if map_location is not None else model
 
     def _step(self, stage: str, batch: Batch) -> tuple[Tensor, Tensor]:
         """Update and log the stage's metrics; return the loss and the logits."""

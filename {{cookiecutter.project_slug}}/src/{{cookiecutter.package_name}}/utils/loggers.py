@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
+
+from ..checkpoints import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,7 @@ def wandb_run_id(ckpt_path: str | None) -> str | None:
     """The W&B run id stored in a checkpoint by `WandbRunIdInCheckpoint`, if any."""
     if not ckpt_path:
         return None
-    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
-    return checkpoint.get(WANDB_RUN_ID_KEY)
+    return load_checkpoint(ckpt_path, mmap=True).get(WANDB_RUN_ID_KEY)
 
 
 def build_loggers(
