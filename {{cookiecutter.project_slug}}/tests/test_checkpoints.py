@@ -1,11 +1,18 @@
-"""Checkpoints are data: loading one never runs code, and a broken one is one clear line."""
+"""Checkpoints are data: loading one never runs code, a broken one is one clear line, and a
+write that dies midway leaves the previous checkpoint whole."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import queue
 import random
 import shlex
+import signal
+import subprocess
+import sys
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +25,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from {{ cookiecutter.package_name }}.checkpoints import (
+    CheckpointFiles,
     allowed_target,
     load_checkpoint,
     load_classifier,
@@ -254,3 +262,99 @@ def test_everything_the_project_writes_in_a_checkpoint_is_plain_data(tmp_path, o
         assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
         checkpoint = load_checkpoint(path)  # torch's weights_only loader, no extra safe globals
         assert isinstance(checkpoint[WANDB_RUN_ID_KEY], str) and checkpoint["optimizer_states"]
+
+
+def test_a_save_that_fails_midway_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    files, path = CheckpointFiles(), tmp_path / "last.ckpt"
+    files.save_checkpoint({"step": 1, "weights": torch.ones(1000)}, path)
+    real_save = torch.save
+
+    def half_then_disk_full(obj: Any, file: Any, *args: Any, **kwargs: Any) -> None:
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        file.write(buffer.getvalue()[: buffer.tell() // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_then_disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        files.save_checkpoint({"step": 2, "weights": torch.zeros(1000)}, path)
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_a_save_interrupted_by_a_save_of_the_same_file_still_completes(tmp_path, monkeypatch):
+    # What happens when a signal handler saves last.ckpt while a save of it is under way.
+    files, path, real_save = CheckpointFiles(), tmp_path / "last.ckpt", torch.save
+
+    def save_after_a_nested_save(obj: Any, file: Any, *args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(torch, "save", real_save)
+        files.save_checkpoint({"step": "nested"}, path)
+        real_save(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_after_a_nested_save)
+    files.save_checkpoint({"step": "outer"}, path)
+    assert load_checkpoint(path)["step"] == "outer"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+# Saves 16 MB checkpoints in a loop, printing each step; the last save writes half, then hangs.
+WRITER = """
+import sys, torch
+from {{ cookiecutter.package_name }}.checkpoints import CheckpointFiles
+files, path, real_save = CheckpointFiles(), sys.argv[1], torch.save
+
+def half_then_hang(obj, file, *args, **kwargs):
+    real_save(obj, file)
+    file.truncate(file.tell() // 2)
+    file.flush()
+    print("half written", flush=True)
+    sys.stdin.read()
+
+for step in range(1, 21):
+    files.save_checkpoint({"step": step, "weights": torch.full((4_000_000,), float(step))}, path)
+    print(step, flush=True)
+torch.save = half_then_hang
+files.save_checkpoint({"step": 21, "weights": torch.zeros(4_000_000)}, path)
+"""
+
+
+def another_filesystem(than: Path) -> dict[str, str]:
+    """TMPDIR on another filesystem, as a tmpfs /tmp is: where a save staged in $TMPDIR and
+    moved over would be copied into place, non-atomically. {} if there is none to hand."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != than.stat().st_dev:
+        return {"TMPDIR": str(shm)}
+    return {}
+
+
+def test_readers_and_a_killed_writer_never_see_part_of_a_checkpoint(tmp_path):
+    path = tmp_path / "last.ckpt"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **another_filesystem(tmp_path)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in writer.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=300) == "1"
+        seen, last = set(), ""
+        while last != "half written":
+            assert writer.poll() is None, "the writer died"
+            checkpoint = load_checkpoint(path)  # raises on a partial file
+            assert torch.all(checkpoint["weights"] == checkpoint["step"])
+            seen.add(checkpoint["step"])
+            while not lines.empty():
+                last = lines.get()
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=60)
+    finally:
+        writer.kill()
+    assert len(seen) > 1  # the reads raced the writes
+    assert load_checkpoint(path)["step"] == 20
+    assert len(list(tmp_path.glob(".last.ckpt.*.partial"))) == 1  # the half-written file, beside it
+    CheckpointFiles().save_checkpoint({"step": 22}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]

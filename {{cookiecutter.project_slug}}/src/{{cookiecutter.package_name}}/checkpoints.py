@@ -1,4 +1,4 @@
-"""The one place that reads checkpoints: they are data, never code.
+"""The one place that reads and writes checkpoints: they are data, never code.
 
 Reading: `torch.load(weights_only=True)`, torch's unpickler that only rebuilds tensors and plain
 containers, so a crafted `.ckpt` cannot run code while it is loaded. Everything this project
@@ -6,10 +6,15 @@ writes into a checkpoint is plain data, so no extra globals are allowed. Rebuild
 `Classifier` from a checkpoint goes one step further: its hyperparameters are Hydra configs,
 and `instantiate` calls whatever their `_target_` names, so only targets defined in
 `ALLOWED_TARGET_MODULES` are accepted. Any refusal is a `CheckpointError` naming the file.
+
+Writing: `CheckpointFiles`, the trainer's CheckpointIO, writes a temp file beside the target,
+fsyncs it and renames it over the target, so `last.ckpt` is always a whole checkpoint.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +23,7 @@ from typing import Any
 
 import torch
 from hydra.utils import get_object
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from .errors import CheckpointError
 from .models.classifier import Classifier
@@ -138,3 +144,59 @@ def allowed_target(target: Any) -> bool:
 
 def in_allowed_module(dotted: str) -> bool:
     return any(dotted == module or dotted.startswith(f"{module}.") for module in ALLOWED_TARGET_MODULES)
+
+
+class CheckpointFiles(TorchCheckpointIO):
+    """How every trainer writes and reads checkpoints: atomic writes, safe reads.
+
+    Lightning's own save stages the file in $TMPDIR and moves it: when $TMPDIR is another
+    filesystem (a tmpfs /tmp, a node's local disk) the move copies into the target in place, so
+    a kill mid-copy leaves a half-written `last.ckpt`; nothing is fsynced either. Local paths
+    only, as run dirs are.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        save_atomically(checkpoint, Path(path))
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        # Always weights_only, whatever the caller asked; Lightning moves tensors to the device.
+        return load_checkpoint(path)
+
+
+def save_atomically(checkpoint: dict[str, Any], path: Path) -> None:
+    """torch.save to a hidden temp file beside `path`, fsync, then rename it over `path`: readers
+    and a killed process see the previous checkpoint or the new one, never part of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.{os.getpid()}."
+    # Left behind by a process killed mid-write (the only way one survives); this process's
+    # own may be a save in progress that a signal handler interrupted.
+    for stale in path.parent.glob(f".{path.name}.*.partial"):
+        if not stale.name.startswith(prefix):
+            stale.unlink(missing_ok=True)
+    partial = path.with_name(f"{prefix}{secrets.token_hex(4)}.partial")
+    try:
+        with open(partial, "xb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` survive a crash (POSIX; a no-op where dirs cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from .checkpoints import load_checkpoint
+from .checkpoints import CheckpointFiles, load_checkpoint
 from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
@@ -49,7 +49,9 @@ def build_classifier(cfg: DictConfig) -> Classifier:
 
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     """The trainer from `cfg.trainer`; a progress bar only when stderr is a terminal, unless set;
-    mixed precision when `speed.mixed_precision` is on and a GPU is there."""
+    mixed precision when `speed.mixed_precision` is on and a GPU is there; checkpoints written
+    atomically and read safely (`checkpoints.CheckpointFiles`)."""
+    kwargs.setdefault("plugins", [CheckpointFiles()])
     if cfg.trainer.get("enable_progress_bar") is None:
         kwargs["enable_progress_bar"] = sys.stderr.isatty()
     if cfg.get("speed", {}).get("mixed_precision") and torch.cuda.is_available():
