@@ -64,6 +64,7 @@ EXPECTED_FILES = {
     "src/PKG/errors.py",
     "src/PKG/training.py",
     "src/PKG/evaluation.py",
+    "src/PKG/run_dirs.py",
     "src/PKG/data/__init__.py",
     "src/PKG/data/base.py",
     "src/PKG/data/in_memory.py",
@@ -82,6 +83,7 @@ EXPECTED_FILES = {
     "src/PKG/utils/callbacks.py",
     "src/PKG/utils/metrics.py",
     "src/PKG/utils/report.py",
+    "src/PKG/utils/fault_tolerance.py",
     "tests/conftest.py",
     "tests/test_configs.py",
     "tests/test_models.py",
@@ -92,6 +94,8 @@ EXPECTED_FILES = {
     "tests/fake_data.py",
     "tests/test_datasets.py",
     "tests/test_predict.py",
+    "tests/test_fault_tolerance.py",
+    "tests/kill_switch.py",
 }
 
 
