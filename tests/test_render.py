@@ -65,6 +65,7 @@ EXPECTED_FILES = {
     "src/PKG/checkpoints.py",
     "src/PKG/training.py",
     "src/PKG/evaluation.py",
+    "src/PKG/run_dirs.py",
     "src/PKG/data/__init__.py",
     "src/PKG/data/base.py",
     "src/PKG/data/in_memory.py",
@@ -83,6 +84,7 @@ EXPECTED_FILES = {
     "src/PKG/utils/callbacks.py",
     "src/PKG/utils/metrics.py",
     "src/PKG/utils/report.py",
+    "src/PKG/utils/fault_tolerance.py",
     "tests/conftest.py",
     "tests/test_configs.py",
     "tests/test_models.py",
@@ -94,6 +96,8 @@ EXPECTED_FILES = {
     "tests/test_checkpoints.py",
     "tests/test_datasets.py",
     "tests/test_predict.py",
+    "tests/test_fault_tolerance.py",
+    "tests/kill_switch.py",
 }
 
 

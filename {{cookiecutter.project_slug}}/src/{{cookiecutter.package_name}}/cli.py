@@ -14,13 +14,20 @@ from omegaconf import DictConfig
 
 from .agent_args import hydra_overrides
 from .config_checks import exit_on_config_error
+from .errors import UsageError
 from .paths import config_dir
+from .run_dirs import run_dir_overrides
 
 
 def prepare_process() -> None:
-    """Read `.env` (variables already set win) and accept `wandb agent` arguments."""
+    """Read `.env` (variables already set win), accept `wandb agent` arguments, and turn
+    `resume=<run dir>` / `rerun=<run dir>` into overrides."""
     load_dotenv(find_dotenv(usecwd=True))
-    sys.argv[1:] = hydra_overrides(sys.argv[1:])
+    try:
+        sys.argv[1:] = run_dir_overrides(hydra_overrides(sys.argv[1:]))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_status)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, RunError
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -40,15 +40,15 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def exit_on_config_error(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Run `check_config` first; report a UsageError as one line and exit with status 2."""
+    """Run `check_config` first; report a RunError as one line and exit with its status."""
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> Any:
         try:
             check_config(cfg)
             return task(cfg)
-        except UsageError as error:
+        except RunError as error:
             print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(error.exit_status)
 
     return wrapper

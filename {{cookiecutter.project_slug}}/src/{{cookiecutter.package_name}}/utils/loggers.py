@@ -14,13 +14,14 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
 from ..checkpoints import load_checkpoint
 
@@ -79,10 +80,26 @@ def build_loggers(
     loggers: list[Logger] = [
         instantiate(logger_cfg, **extra_kwargs.get(name, {})) for name, logger_cfg in logger_cfgs.items()
     ]
+    if resume_from:
+        for logger in loggers:
+            if isinstance(logger, CSVLogger):
+                keep_csv_history(logger)
     config = plain_config(cfg) | (run_info or {})
     for logger in loggers:
         logger.log_hyperparams(config)
     return loggers
+
+
+def keep_csv_history(logger: CSVLogger) -> None:
+    """Continue the metrics.csv of a resumed run in place; Lightning's CSV writer would delete it."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    history = path.read_text()
+    header = history.partition("\n")[0].strip().split(",")
+    writer = logger.experiment  # creating the writer deletes the file
+    path.write_text(history)
+    writer.metrics_keys = header
 
 
 def wandb_loggers(trainer: pl.Trainer) -> list[WandbLogger]:
@@ -101,12 +118,13 @@ class WandbRunIdInCheckpoint(pl.Callback):
 
 @contextmanager
 def wandb_run_finished() -> Iterator[None]:
-    """End this job's W&B run on the way out, failed if the block raised, so that the next
-    job of a multirun starts its own run. A no-op when wandb was never imported."""
+    """End this job's W&B run on the way out, failed if the block raised (with the job's exit
+    status: 143 after SIGTERM, 3 after divergence), so that the next job of a multirun starts
+    its own run. A no-op when wandb was never imported."""
     try:
         yield
-    except BaseException:
-        finish_wandb(exit_code=1)
+    except BaseException as error:
+        finish_wandb(exit_code=getattr(error, "exit_status", 1))
         raise
     finish_wandb(exit_code=0)
 
