@@ -61,6 +61,7 @@ EXPECTED_FILES = {
     "src/PKG/predict.py",
     "src/PKG/paths.py",
     "src/PKG/config_checks.py",
+    "src/PKG/failures.py",
     "src/PKG/errors.py",
     "src/PKG/training.py",
     "src/PKG/evaluation.py",
@@ -92,6 +93,7 @@ EXPECTED_FILES = {
     "tests/fake_data.py",
     "tests/test_datasets.py",
     "tests/test_predict.py",
+    "tests/test_config_errors.py",
 }
 
 
