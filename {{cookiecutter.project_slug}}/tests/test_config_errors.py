@@ -1,15 +1,19 @@
 """A bad config value or override ends as one `error:` line, exit status 2, before torch is
-imported and with nothing left behind; in a multirun it fails only its own job."""
+imported and with nothing left behind; in a multirun it fails only its own job; callbacks and
+loggers can be switched off the ways people write it."""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from conftest import DATASETS, EXPERIMENTS, MODELS, PROJECT_DIR, options, run_script
 
+from {{ cookiecutter.package_name }}.agent_args import hydra_overrides
 from {{ cookiecutter.package_name }}.config_checks import check_config
+from {{ cookiecutter.package_name }}.training import run_training
 
 HEAVY_MODULES = ("torch", "pytorch_lightning", "lightning_fabric", "torchmetrics", "wandb")
 
@@ -244,3 +248,36 @@ def test_interrupted_job_stops_the_whole_multirun_with_its_status(tmp_path):
     assert result.returncode == 128 + 15
     assert result.stderr.strip().splitlines()[-1] == "error: stopped by SIGTERM; last.ckpt saved"
     assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == ["0", "multirun.yaml"]
+
+
+# name: (overrides, files the run must not have, files it must have)
+SWITCHED_OFF = {
+    "callbacks.best_checkpoint=null": (
+        ["callbacks.best_checkpoint=null", "~logger"],
+        ["checkpoints/best.ckpt"],
+        ["checkpoints/last.ckpt"],
+    ),
+    "~callbacks.last_checkpoint": (
+        ["~callbacks.last_checkpoint", "~logger"],
+        ["checkpoints/last.ckpt"],
+        ["checkpoints/best.ckpt"],
+    ),
+    "callbacks.report=null": (
+        ["callbacks.report=null", "~logger"],
+        ["learning_curves.png", "confusion_matrix.png"],
+        ["checkpoints/best.ckpt"],
+    ),
+    "logger=null": (["logger=null"], ["wandb", "csv"], ["learning_curves.png"]),
+    "logger.wandb=null": (["logger.wandb=null"], ["wandb"], ["learning_curves.png"]),
+    "~logger": (["~logger"], ["wandb"], ["learning_curves.png"]),
+}
+
+
+@pytest.mark.parametrize(("overrides", "absent", "present"), SWITCHED_OFF.values(), ids=SWITCHED_OFF)
+def test_switched_off_callback_or_logger_trains_without_it(compose_config, overrides, absent, present):
+    # hydra_overrides is what train.py does to its arguments (it turns `logger=null` into `~logger`).
+    cfg = compose_config(*hydra_overrides(overrides), "trainer.max_epochs=1")
+    assert run_training(cfg)["test/acc"] > 0.5
+    out = Path(cfg.paths.output_dir)
+    assert [name for name in absent if (out / name).exists()] == []
+    assert [name for name in present if not (out / name).exists()] == []
