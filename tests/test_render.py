@@ -25,6 +25,7 @@ EXPECTED_FILES = {
     "train.py",
     "eval.py",
     "benchmarks/digits_models.py",
+    "benchmarks/config_errors.py",
     "configs/config.yaml",
     "configs/eval.yaml",
     "configs/dataset/digits.yaml",
