@@ -25,6 +25,7 @@ EXPECTED_FILES = {
     "train.py",
     "eval.py",
     "benchmarks/digits_models.py",
+    "benchmarks/config_errors.py",
     "configs/config.yaml",
     "configs/eval.yaml",
     "configs/dataset/digits.yaml",
@@ -61,6 +62,7 @@ EXPECTED_FILES = {
     "src/PKG/predict.py",
     "src/PKG/paths.py",
     "src/PKG/config_checks.py",
+    "src/PKG/failures.py",
     "src/PKG/errors.py",
     "src/PKG/checkpoints.py",
     "src/PKG/training.py",
@@ -98,6 +100,7 @@ EXPECTED_FILES = {
     "tests/test_predict.py",
     "tests/test_fault_tolerance.py",
     "tests/kill_switch.py",
+    "tests/test_config_errors.py",
 }
 
 

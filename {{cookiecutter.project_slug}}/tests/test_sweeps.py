@@ -153,7 +153,7 @@ def test_grid_sweep_records_a_crashed_trial_and_runs_the_rest(tmp_path):
     sweep_file.write_text(yaml.safe_dump(grid))
     output, results = run_sweep(tmp_path / "out", sweep_file, *BUDGET)
     states = {trial["params"]["optimizer.lr"]: trial["state"] for trial in results["trials"]}
-    assert states == {0.003: "finished", 0.01: "finished", -1.0: "failed (exit 1)"}
+    assert states == {0.003: "finished", 0.01: "finished", -1.0: "failed (exit 2)"}
     assert results["trials"][-1]["params"]["optimizer.lr"] == -1.0
-    assert "Invalid learning rate" in (tmp_path / "out" / "trial-001.log").read_text()
-    assert "[trial-001] failed (exit 1)" in output
+    assert "optimizer.lr=-1.0: must be a number > 0" in (tmp_path / "out" / "trial-001.log").read_text()
+    assert "[trial-001] failed (exit 2)" in output

@@ -13,8 +13,8 @@ from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
 from .agent_args import hydra_overrides
-from .config_checks import exit_on_config_error
 from .errors import UsageError
+from .failures import checked_job, hydra_errors_reported
 from .paths import config_dir
 from .run_dirs import run_dir_overrides
 
@@ -30,8 +30,9 @@ def prepare_process() -> None:
         sys.exit(error.exit_status)
 
 
+@hydra_errors_reported
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-@exit_on_config_error
+@checked_job
 def train_job(cfg: DictConfig) -> float | None:
     """Train, test, write metrics.json; return the monitored metric for Hydra sweepers."""
     from .training import run_training
@@ -40,8 +41,9 @@ def train_job(cfg: DictConfig) -> float | None:
     return metrics.get(cfg.monitor.metric)
 
 
+@hydra_errors_reported
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
-@exit_on_config_error
+@checked_job
 def evaluation_job(cfg: DictConfig) -> None:
     """Test a checkpoint on the configured dataset and write metrics.json."""
     from .evaluation import run_evaluation

@@ -71,10 +71,11 @@ def build_loggers(
 ) -> list[Logger]:
     """Instantiate every logger under `cfg.logger`; each gets the resolved config plus `run_info`.
     With `resume_from` (a checkpoint), W&B continues the run that wrote it."""
-    logger_cfgs = cfg.get("logger") or {}
+    # `logger.<name>=null` leaves that one out.
+    logger_cfgs = {name: node for name, node in (cfg.get("logger") or {}).items() if node is not None}
     extra_kwargs: dict[str, dict[str, Any]] = {}
     if "wandb" in logger_cfgs:
-        use_offline_wandb_without_login(logger_cfgs.wandb.save_dir)
+        use_offline_wandb_without_login(logger_cfgs["wandb"].save_dir)
         if run_id := wandb_run_id(resume_from):
             extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
     loggers: list[Logger] = [
