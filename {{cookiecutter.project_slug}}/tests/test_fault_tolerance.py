@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import signal
 import subprocess
@@ -213,3 +214,23 @@ def test_resume_or_rerun_of_something_that_is_not_a_run_dir_is_one_line(tmp_path
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path} is not a run dir: it has no .hydra/overrides.yaml"
     ]
+
+
+def test_sigterm_during_evaluation_exits_143_and_writes_nothing(compose_config, uninterrupted, monkeypatch):
+    from {{ cookiecutter.package_name }}.evaluation import run_evaluation
+    from {{ cookiecutter.package_name }}.models.classifier import Classifier
+
+    test_step = Classifier.test_step
+
+    def killed_test_step(self: Classifier, batch, batch_idx: int) -> None:
+        if batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+        test_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(Classifier, "test_step", killed_test_step)
+    ckpt = uninterrupted / "checkpoints" / "best.ckpt"
+    cfg = compose_config(f"ckpt_path={ckpt}", "+dataset.eval_batch_size=64", config_name="eval")
+    with pytest.raises(Interrupted) as stop:
+        run_evaluation(cfg)
+    assert stop.value.exit_status == 143
+    assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
