@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,18 +31,27 @@ def options(group: str) -> list[str]:
 DATASETS, MODELS, EXPERIMENTS = options("dataset"), options("model"), options("experiment")
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Iterator[Path]:
+    """Every downloadable dataset as fake_data writes it, and checksums that match it."""
+    from fake_data import expect_checksums_of, write_all  # imports torch: not before OMP_NUM_THREADS
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield expect_checksums_of(write_all(tmp_path_factory.mktemp("data")), monkeypatch)
+
+
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
-    """Return `compose(*overrides, config_name=...)`: a job config as train.py would see it,
-    with its own fresh run dir on every call."""
+    """Return `compose(*overrides, config_name=..., run_dir=...)`: a job config as train.py would
+    see it, with its own fresh run dir on every call unless `run_dir` names one."""
 
-    def _compose(*overrides: str, config_name: str = "config") -> DictConfig:
+    def _compose(*overrides: str, config_name: str = "config", run_dir: str | None = None) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose(
                 config_name, overrides=[f"paths.root_dir={tmp_path}", *overrides], return_hydra_config=True
             )
         with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = tempfile.mkdtemp(prefix="run-", dir=tmp_path)
+            cfg.hydra.runtime.output_dir = run_dir or tempfile.mkdtemp(prefix="run-", dir=tmp_path)
             HydraConfig.instance().set_config(cfg)
             del cfg.hydra
         return cfg
@@ -54,11 +63,15 @@ def run_script(
     *args: str, cwd: Path, env: dict[str, str | None] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `python <args>` in a fresh interpreter, as a user would; env values of None are unset."""
-    merged = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
-    full_env = {name: value for name, value in merged.items() if value is not None}
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
+        [sys.executable, *args], cwd=cwd, env=script_env(env), capture_output=True, text=True, timeout=600
     )
+
+
+def script_env(env: dict[str, str | None] | None = None) -> dict[str, str]:
+    """This environment with W&B offline, updated by `env` (values of None are unset)."""
+    merged = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
+    return {name: value for name, value in merged.items() if value is not None}
 
 
 def train_cli(run_dir: Path, *overrides: str, env: dict[str, str | None] | None = None) -> Path:

@@ -10,8 +10,13 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from {{ cookiecutter.package_name }}.data import cifar10, mnist
+from {{ cookiecutter.package_name }}.data.downloads import md5sum
 
 RNG = np.random.default_rng(0)
+CIFAR_BATCHES = [*cifar10.TRAIN_BATCHES, cifar10.TEST_BATCH]
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -51,7 +56,7 @@ def write_cifar10(folder: Path, per_batch: int = 20) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     archive = folder / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        for name in [*(f"data_batch_{n}" for n in range(1, 6)), "test_batch"]:
+        for name in CIFAR_BATCHES:
             data = cifar_batch(per_batch)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(data)
@@ -73,6 +78,34 @@ def write_image_folder(
             suffix = ".jpg" if index == 0 else ".png"
             Image.fromarray(pixels).save(folder / f"{index}{suffix}")
     return root
+
+
+def expect_checksums_of(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make MNIST and CIFAR-10 expect the MD5s of the fake files under `data_dir`, as they are
+    now, in place of the canonical ones (which random data never matches); returns data_dir."""
+
+    def sums(folder: Path, expected: dict[str, str]) -> dict[str, str]:
+        return {
+            name: md5sum(folder / name) if (folder / name).is_file() else md5
+            for name, md5 in expected.items()
+        }
+
+    monkeypatch.setattr(mnist, "FILES", sums(data_dir / "mnist", mnist.FILES))
+    monkeypatch.setattr(
+        cifar10, "BATCH_MD5S", sums(data_dir / "cifar10" / cifar10.FOLDER, cifar10.BATCH_MD5S)
+    )
+    if (archive := data_dir / "cifar10" / cifar10.ARCHIVE).is_file():
+        monkeypatch.setattr(cifar10, "MD5", md5sum(archive))
+    return data_dir
+
+
+def write_cifar10_folder(folder: Path, per_batch: int = 20) -> Path:
+    """The extracted cifar-10-batches-py/ folder, as a user who unpacked the archive has it."""
+    batches = folder / "cifar-10-batches-py"
+    batches.mkdir(parents=True, exist_ok=True)
+    for name in CIFAR_BATCHES:
+        (batches / name).write_bytes(cifar_batch(per_batch))
+    return batches
 
 
 def write_all(data_dir: Path) -> Path:

@@ -6,6 +6,8 @@ import pytest
 from conftest import CONFIG_DIR, DATASETS, EXPERIMENTS, MODELS, options
 from omegaconf import OmegaConf
 
+from {{ cookiecutter.package_name }}.config_checks import check_config
+
 
 def test_groups_have_the_documented_options():
     assert {"digits", "cifar10"} <= set(DATASETS)
@@ -17,6 +19,7 @@ def test_groups_have_the_documented_options():
 @pytest.mark.parametrize("model", MODELS)
 def test_every_dataset_model_pair_composes_and_resolves(compose_config, dataset, model):
     cfg = compose_config(f"dataset={dataset}", f"model={model}")
+    check_config(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert resolved["model"]["input_shape"] == resolved["dataset"]["input_shape"]
     assert resolved["model"]["num_classes"] == resolved["dataset"]["num_classes"]

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DATASETS, PROJECT_DIR, run_script
-from fake_data import idx_bytes, write_all, write_cifar10, write_image_folder, write_mnist
+from fake_data import (
+    CIFAR_BATCHES,
+    expect_checksums_of,
+    idx_bytes,
+    write_all,
+    write_cifar10,
+    write_cifar10_folder,
+    write_image_folder,
+    write_mnist,
+)
 from hydra.utils import instantiate
 
 from {{ cookiecutter.package_name }}.data import mnist
@@ -27,11 +36,6 @@ SPLIT_SIZES = {
     "cifar10": {"train": 90, "val": 10, "test": 20},
     "image_folder": {"train": 20, "val": 2, "test": 2},
 }
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    return write_all(tmp_path_factory.mktemp("data"))
 
 
 def datamodule(compose_config, dataset: str, data_dir: Path, *overrides: str):
@@ -75,32 +79,38 @@ def corrupt(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
 
 
+def unzipped(data_dir: Path, name: str, content: bytes) -> None:
+    """Replace MNIST's `name` (.gz) with an unzipped file holding `content`."""
+    (data_dir / "mnist" / name).unlink()
+    (data_dir / "mnist" / name.removesuffix(".gz")).write_bytes(content)
+
+
 # Decode images in the test process, so the error is raised there.
 IN_PROCESS = {"image_folder": ("dataset.num_workers=0",)}
+# Damage done after the checksums were taken: a .gz or archive fails its MD5; unzipped files,
+# which have no published checksum, fail the format checks.
 CORRUPTIONS = {
     "mnist-truncated-gzip": (
         "mnist",
         lambda d: corrupt(d / "mnist" / "train-images-idx3-ubyte.gz"),
-        "corrupt or truncated",
+        "is not the canonical file: MD5",
     ),
-    "mnist-truncated-idx": (
+    "mnist-unzipped-truncated-idx": (
         "mnist",
-        lambda d: (d / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(
-            gzip.compress(idx_bytes(torch.zeros(20, dtype=torch.uint8).numpy())[:-5])
+        lambda d: unzipped(
+            d, "t10k-labels-idx1-ubyte.gz", idx_bytes(torch.zeros(20, dtype=torch.uint8).numpy())[:-5]
         ),
         "header promises",
     ),
-    "mnist-not-idx": (
+    "mnist-unzipped-not-idx": (
         "mnist",
-        lambda d: (d / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(
-            gzip.compress(b"<html>not found</html>")
-        ),
+        lambda d: unzipped(d, "t10k-labels-idx1-ubyte.gz", b"<html>not found</html>"),
         "not an IDX file",
     ),
     "cifar10-truncated-archive": (
         "cifar10",
         lambda d: corrupt(d / "cifar10" / "cifar-10-python.tar.gz"),
-        "corrupt or truncated",
+        "is not the canonical file: MD5",
     ),
     "image-folder-bad-image": (
         "image_folder",
@@ -111,8 +121,10 @@ CORRUPTIONS = {
 
 
 @pytest.mark.parametrize(("dataset", "damage", "message"), CORRUPTIONS.values(), ids=CORRUPTIONS)
-def test_corrupt_file_is_reported_not_trained_on(compose_config, tmp_path, dataset, damage, message):
-    write_all(tmp_path)
+def test_corrupt_file_is_reported_not_trained_on(
+    compose_config, tmp_path, monkeypatch, dataset, damage, message
+):
+    expect_checksums_of(write_all(tmp_path), monkeypatch)
     damage(tmp_path)
     with pytest.raises(DataError, match=message):
         _, module = datamodule(compose_config, dataset, tmp_path, *IN_PROCESS.get(dataset, ()))
@@ -120,12 +132,11 @@ def test_corrupt_file_is_reported_not_trained_on(compose_config, tmp_path, datas
             assert batch
 
 
-def test_cifar10_batch_with_foreign_code_is_refused(compose_config, tmp_path):
-    write_cifar10(tmp_path / "cifar10")
-    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
-    folder.mkdir()
-    for name in [*(f"data_batch_{n}" for n in range(1, 6)), "test_batch"]:
+def test_cifar10_batch_with_foreign_code_is_refused(compose_config, tmp_path, monkeypatch):
+    folder = write_cifar10_folder(tmp_path / "cifar10")
+    for name in CIFAR_BATCHES:
         (folder / name).write_bytes(pickle.dumps({b"data": Path("x"), b"labels": []}))
+    expect_checksums_of(tmp_path, monkeypatch)
     with pytest.raises(DataError, match="must not contain pathlib"):
         datamodule(compose_config, "cifar10", tmp_path)
 
@@ -198,3 +209,50 @@ def test_offline_without_a_copy_names_the_url_and_the_folder(tmp_path):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: cannot get train-images-idx3-ubyte.gz")
     assert f"Download {dead}train-images-idx3-ubyte.gz yourself and put it in {tmp_path}/mnist/" in line
+
+
+# name -> (dataset, how the user puts its files in place, the file the error names)
+HAND_PLACED = {
+    "mnist-gzip": ("mnist", lambda d: write_mnist(d / "mnist"), "mnist/train-images-idx3-ubyte.gz"),
+    "cifar10-archive": ("cifar10", lambda d: write_cifar10(d / "cifar10"), "cifar10/cifar-10-python.tar.gz"),
+    "cifar10-extracted-folder": (
+        "cifar10",
+        lambda d: write_cifar10_folder(d / "cifar10"),
+        "cifar10/cifar-10-batches-py/data_batch_1",
+    ),
+}
+
+
+@pytest.mark.parametrize(("dataset", "place", "culprit"), HAND_PLACED.values(), ids=HAND_PLACED)
+def test_hand_placed_file_with_other_content_is_one_line_before_training(tmp_path, dataset, place, culprit):
+    place(tmp_path)  # random content: never the canonical MD5
+    result = run_script(
+        "train.py",
+        f"dataset={dataset}",
+        f"paths.data_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=PROJECT_DIR,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / culprit} is not the canonical file: MD5 "), line
+    assert ", expected " in line and "Replace it with " in line
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(("dataset", "place", "culprit"), HAND_PLACED.values(), ids=HAND_PLACED)
+def test_hand_placed_file_with_the_expected_checksum_is_used(
+    compose_config, tmp_path, monkeypatch, dataset, place, culprit
+):
+    place(tmp_path)
+    expect_checksums_of(tmp_path, monkeypatch)
+    _, module = datamodule(compose_config, dataset, tmp_path)
+    assert len(module.splits["test"][1]) == 20
+
+
+def test_unzipped_mnist_is_read_without_a_checksum(compose_config, tmp_path):
+    # No checksum is published for the unzipped files; read_idx checks their format instead.
+    for name, path in write_mnist(tmp_path / "mnist").items():
+        unzipped(tmp_path, name, gzip.decompress(path.read_bytes()))
+    _, module = datamodule(compose_config, "mnist", tmp_path)
+    assert len(module.splits["test"][1]) == 20

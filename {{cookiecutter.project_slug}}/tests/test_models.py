@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DATASETS, MODELS
-from fake_data import write_all
 from hydra.utils import instantiate
 
 from {{ cookiecutter.package_name }}.training import run_training
@@ -21,11 +20,6 @@ def test_network_maps_dataset_inputs_to_class_logits(compose_config, dataset, mo
     net = instantiate(cfg.model).eval()
     logits = net(torch.randn(4, *cfg.dataset.input_shape))
     assert logits.shape == (4, cfg.dataset.num_classes)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    return write_all(tmp_path_factory.mktemp("data"))
 
 
 @pytest.mark.parametrize("dataset", DATASETS)

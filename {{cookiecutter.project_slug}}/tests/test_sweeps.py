@@ -160,10 +160,10 @@ def test_grid_sweep_records_a_crashed_trial_and_runs_the_rest(tmp_path):
     sweep_file.write_text(yaml.safe_dump(grid))
     output, results = run_sweep(tmp_path / "out", sweep_file, *BUDGET)
     states = {trial["params"]["optimizer.lr"]: trial["state"] for trial in results["trials"]}
-    assert states == {0.003: "finished", 0.01: "finished", -1.0: "failed (exit 1)"}
+    assert states == {0.003: "finished", 0.01: "finished", -1.0: "failed (exit 2)"}
     assert results["trials"][-1]["params"]["optimizer.lr"] == -1.0
-    assert "Invalid learning rate" in (tmp_path / "out" / "trial-001.log").read_text()
-    assert "[trial-001] failed (exit 1)" in output
+    assert "optimizer.lr=-1.0: must be a number > 0" in (tmp_path / "out" / "trial-001.log").read_text()
+    assert "[trial-001] failed (exit 2)" in output
 
 
 def grid_file(tmp_path: Path, parameters: dict) -> Path:
@@ -191,13 +191,13 @@ def wait_for_second_trial_to_train(runner: subprocess.Popen, sweeps_dir: Path) -
         time.sleep(0.1)
 
 
-# A count above the grid's 3 points: the grid must end when every point has run once.
 def as_in_a_terminal() -> None:
     """Ctrl-C handled as in an interactive shell, even when the tests run as a background job
     (which starts with SIGINT ignored, and the runner keeps a signal ignored on purpose so)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# A count above the grid's 3 points: the grid must end when every point has run once.
 INTERRUPTIONS = {
     "sigint-grid": (signal.SIGINT, "grid", ["--count", "4"]),
     "sigterm-random": (signal.SIGTERM, "sweep.yaml", ["--count", "3"]),

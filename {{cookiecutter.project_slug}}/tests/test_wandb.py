@@ -50,11 +50,12 @@ def test_api_key_is_written_nowhere(offline_run):
 
 
 def test_each_multirun_job_is_its_own_run_and_a_failed_job_says_so(tmp_path):
-    # lr=-1 makes AdamW raise in the second job.
+    # An optimizer class that does not exist fails the second job after its W&B run started
+    # (a bad value such as lr=-1 would stop it at the config check, before any run).
     result = run_script(
         "train.py",
         "-m",
-        "optimizer.lr=0.003,-1",
+        "optimizer._target_=torch.optim.AdamW,torch.optim.NoSuchOptimizer",
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path}",
         cwd=PROJECT_DIR,

@@ -13,18 +13,26 @@ from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
 from .agent_args import hydra_overrides
-from .config_checks import exit_on_config_error
+from .errors import UsageError
+from .failures import checked_job, hydra_errors_reported
 from .paths import config_dir
+from .run_dirs import run_dir_overrides
 
 
 def prepare_process() -> None:
-    """Read `.env` (variables already set win) and accept `wandb agent` arguments."""
+    """Read `.env` (variables already set win), accept `wandb agent` arguments, and turn
+    `resume=<run dir>` / `rerun=<run dir>` into overrides."""
     load_dotenv(find_dotenv(usecwd=True))
-    sys.argv[1:] = hydra_overrides(sys.argv[1:])
+    try:
+        sys.argv[1:] = run_dir_overrides(hydra_overrides(sys.argv[1:]))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_status)
 
 
+@hydra_errors_reported
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-@exit_on_config_error
+@checked_job
 def train_job(cfg: DictConfig) -> float | None:
     """Train, test, write metrics.json; return the monitored metric for Hydra sweepers."""
     from .training import run_training
@@ -33,8 +41,9 @@ def train_job(cfg: DictConfig) -> float | None:
     return metrics.get(cfg.monitor.metric)
 
 
+@hydra_errors_reported
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
-@exit_on_config_error
+@checked_job
 def evaluation_job(cfg: DictConfig) -> None:
     """Test a checkpoint on the configured dataset and write metrics.json."""
     from .evaluation import run_evaluation

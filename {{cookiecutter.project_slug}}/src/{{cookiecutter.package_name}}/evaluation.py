@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 from omegaconf import DictConfig
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from .models.classifier import Classifier
+from .checkpoints import load_classifier
+from .errors import Interrupted
 from .training import build_trainer, start_job
 from .utils.loggers import build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
@@ -15,11 +18,14 @@ log = logging.getLogger(__name__)
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, float]:
+    model = load_classifier(cfg.ckpt_path)  # before any data work: an unsafe file ends the job here
     out_dir, datamodule = start_job(cfg)
-    model = Classifier.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=False)
     trainer = build_trainer(cfg, logger=build_loggers(cfg) or False)
     with wandb_run_finished():
-        trainer.test(model, datamodule=datamodule)
+        try:
+            trainer.test(model, datamodule=datamodule)
+        except SIGTERMException:  # Lightning's SystemExit would exit with status 0
+            raise Interrupted(signal.SIGTERM, "evaluation stopped by SIGTERM; nothing written") from None
     metrics = scalar_metrics(trainer.callback_metrics)
     if trainer.is_global_zero:
         path = write_metrics(out_dir, metrics)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from .checkpoints import load_classifier
 from .data.base import BatchTransform
 from .data.image_folder import load_image
 from .errors import UsageError
@@ -35,7 +36,7 @@ def load_run(path: str | Path) -> tuple[Classifier, DictConfig]:
     config = run_dir / ".hydra" / "config.yaml"
     if not checkpoint.is_file() or not config.is_file():
         raise UsageError(f"{path} is not a run dir or a checkpoint in one: need {checkpoint} and {config}")
-    model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False).eval()
+    model = load_classifier(checkpoint).eval()
     return model, OmegaConf.load(config)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +16,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from .checkpoints import CheckpointFiles, load_checkpoint
+from .errors import Diverged, Interrupted
 from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
+from .utils.fault_tolerance import ExactResume, StopOnSignal
 from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
 from .utils.run_record import write_run_record
@@ -45,12 +52,15 @@ def build_classifier(cfg: DictConfig) -> Classifier:
         optimizer=plain(cfg.optimizer),
         scheduler=plain(cfg.get("scheduler")),
         num_classes=cfg.dataset.num_classes,
+        nonfinite_loss=cfg.get("nonfinite_loss", "stop"),
     )
 
 
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     """The trainer from `cfg.trainer`; a progress bar only when stderr is a terminal, unless set;
-    mixed precision when `speed.mixed_precision` is on and a GPU is there."""
+    mixed precision when `speed.mixed_precision` is on and a GPU is there; checkpoints written
+    atomically and read safely (`checkpoints.CheckpointFiles`)."""
+    kwargs.setdefault("plugins", [CheckpointFiles()])
     if cfg.trainer.get("enable_progress_bar") is None:
         kwargs["enable_progress_bar"] = sys.stderr.isatty()
     if cfg.get("speed", {}).get("mixed_precision") and torch.cuda.is_available():
@@ -91,19 +101,23 @@ def run_info(model: pl.LightningModule) -> dict[str, Any]:
 
 
 def run_training(cfg: DictConfig) -> dict[str, float]:
+    if cfg.get("ckpt_path"):
+        load_checkpoint(cfg.ckpt_path, mmap=True)  # refuse an unsafe or broken file before any work
     out_dir, datamodule = start_job(cfg)
     model = build_classifier(cfg)
     loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
-    callbacks = [*build_callbacks(cfg), WandbRunIdInCheckpoint()]
+    last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
+    stop_on_signal = StopOnSignal(last_checkpoint)
+    callbacks = [*build_callbacks(cfg), WandbRunIdInCheckpoint(), ExactResume(), stop_on_signal]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 
     apply_speedups(model, cfg.get("speed"))
-    with wandb_run_finished():
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    with wandb_run_finished(), failures_explained(stop_on_signal, last_checkpoint):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         metrics = scalar_metrics(trainer.callback_metrics)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             metrics |= scalar_metrics(trainer.callback_metrics)
         metrics |= {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
     if trainer.is_global_zero:
@@ -113,3 +127,31 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         )
         log.info("Done: %s\nMetrics: %s\nCheckpoints: %s", summary, path, out_dir / "checkpoints")
     return metrics
+
+
+@contextmanager
+def failures_explained(stop_on_signal: StopOnSignal, last_checkpoint: Path) -> Iterator[None]:
+    """Turn Lightning's way of stopping on a signal, and a diverged loss, into errors that say
+    what was saved and how to go on (see errors.py for the exit statuses)."""
+    resume = f"python train.py resume={last_checkpoint.parent.parent}"
+    try:
+        yield
+    except SIGTERMException:
+        signum = stop_on_signal.signum or signal.SIGTERM
+        saved = f"saved {last_checkpoint}" if last_checkpoint.is_file() else "no checkpoint saved yet"
+        raise Interrupted(
+            signum, f"stopped by {signal.Signals(signum).name}; {saved}; resume: {resume}"
+        ) from None
+    except Diverged as error:
+        raise Diverged(f"{error}; {describe_last_checkpoint(last_checkpoint)}") from None
+
+
+def describe_last_checkpoint(path: Path) -> str:
+    """Whether `path` is a checkpoint to go back to after a divergence: it exists and its
+    weights are finite (the step that diverged may have come right after it was saved)."""
+    if not path.is_file():
+        return "no checkpoint was saved before it"
+    state = load_checkpoint(path, mmap=True)["state_dict"]
+    if all(torch.isfinite(value).all() for value in state.values() if value.is_floating_point()):
+        return f"last good checkpoint: {path}"
+    return f"{path} already has non-finite weights: start again with a lower learning rate"

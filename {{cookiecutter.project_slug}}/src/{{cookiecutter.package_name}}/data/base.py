@@ -22,22 +22,23 @@ class BatchTransform:
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
         self.crop_padding, self.hflip = crop_padding, hflip
 
-    def __call__(self, images: Tensor) -> Tensor:
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """`generator` drives the random crop and flip (torch's global generator if None)."""
         images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
         if self.crop_padding:
-            images = random_crop(images, self.crop_padding)
+            images = random_crop(images, self.crop_padding, generator)
         if self.hflip:
-            flip = torch.rand(len(images)) < 0.5
+            flip = torch.rand(len(images), generator=generator) < 0.5
             images[flip] = images[flip].flip(-1)
         return (images - self.mean) / self.std
 
 
-def random_crop(images: Tensor, padding: int) -> Tensor:
+def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
     """Pad each image with zeros and cut it back to size at a random offset of its own."""
     count, _, height, width = images.shape
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    rows = torch.randint(0, 2 * padding + 1, (count, 1)) + torch.arange(height)
-    cols = torch.randint(0, 2 * padding + 1, (count, 1)) + torch.arange(width)
+    rows = torch.randint(0, 2 * padding + 1, (count, 1), generator=generator) + torch.arange(height)
+    cols = torch.randint(0, 2 * padding + 1, (count, 1), generator=generator) + torch.arange(width)
     index = torch.arange(count)[:, None, None]
     return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .downloads import fetch
+from .downloads import check_md5, fetch
 from .in_memory import Batch, InMemoryDataModule
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -27,6 +27,15 @@ ARCHIVE, MD5 = "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = [f"data_batch_{number}" for number in range(1, 6)]
 TEST_BATCH = "test_batch"
+# The batches as the archive holds them (the MD5s torchvision checks in an extracted folder).
+BATCH_MD5S = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
 # What a CIFAR-10 batch pickle may rebuild: numpy arrays (numpy 1 and 2 module names), and
 # bytes as Python 3 writes them at protocol 2 (via _codecs.encode).
 ALLOWED_GLOBALS = {
@@ -68,8 +77,15 @@ class CIFAR10DataModule(InMemoryDataModule):
         self.data_dir, self.url = Path(data_dir), url
 
     def prepare_data(self) -> None:
-        if not (self.data_dir / FOLDER).is_dir():
+        """Check an extracted folder batch by batch, else check or download the archive."""
+        folder = self.data_dir / FOLDER
+        if not folder.is_dir():
             fetch([self.url], self.data_dir / ARCHIVE, MD5)
+            return
+        for name, md5 in BATCH_MD5S.items():
+            if not (folder / name).is_file():
+                raise DataError(f"{folder} has no {name}: extract all of {self.url} here, or delete it")
+            check_md5(folder / name, md5, f"the {name} in {self.url}")
 
     def _read_all(self, open_batch: Callable[[str], IO[bytes]], source: str) -> dict[str, Batch]:
         def read(name: str) -> Batch:

@@ -21,8 +21,13 @@ from .base import Batch, ImageDataModule, split_indices
 class TensorBatches:
     """An iterable of (inputs, targets) batches over whole-dataset tensors.
 
-    Reshuffles on every pass when `shuffle` is set (using torch's global RNG, which
-    `seed_everything` seeds). Under DDP each rank takes an equal share of the indices.
+    With `shuffle`, each pass draws a new order from the loader's own generator (seeded from
+    torch's initial seed, which `seed_everything` sets), and augmentation of batch i uses a
+    generator seeded from that pass: the batches are a function of the generator state at the
+    start of the pass, not of whatever else drew random numbers. That makes the loader resumable
+    mid-epoch: `state_dict()` holds the pass's starting state and how many batches were served,
+    and Lightning saves it in every checkpoint and hands it back on resume. Under DDP each rank
+    takes an equal share of the indices.
     """
 
     def __init__(
@@ -31,16 +36,20 @@ class TensorBatches:
         targets: Tensor,
         batch_size: int,
         shuffle: bool,
-        transform: Callable[[Tensor], Tensor] | None = None,
+        transform: Callable[..., Tensor] | None = None,
     ) -> None:
         if len(inputs) != len(targets):
             raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
+        self.generator = torch.Generator().manual_seed(torch.initial_seed())
+        self._pass_start = self.generator.get_state()
+        self._served = 0
+        self._resume_at: int | None = None
 
     def _indices(self) -> Tensor:
         count = len(self.targets)
-        order = torch.randperm(count) if self.shuffle else torch.arange(count)
+        order = torch.randperm(count, generator=self.generator) if self.shuffle else torch.arange(count)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
             order = order[: count - count % world][rank::world]
@@ -53,9 +62,34 @@ class TensorBatches:
         return math.ceil(count / self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        for batch in self._indices().split(self.batch_size):
-            inputs = self.inputs[batch]
-            yield (self.transform(inputs) if self.transform else inputs), self.targets[batch]
+        skip, self._resume_at = self._resume_at or 0, None
+        if skip and skip >= len(self):  # the saved pass was complete: start the next one
+            skip = 0
+            self._start_pass()
+        self._pass_start = self.generator.get_state()
+        batches = self._indices().split(self.batch_size)
+        pass_seed = int(torch.randint(2**62, (1,), generator=self.generator)) if self.shuffle else 0
+        self._served = skip
+        for number in range(skip, len(batches)):
+            index = batches[number]
+            inputs = self.inputs[index]
+            if self.transform:
+                inputs = self.transform(inputs, generator=torch.Generator().manual_seed(pass_seed + number))
+            self._served = number + 1
+            yield inputs, self.targets[index]
+
+    def _start_pass(self) -> None:
+        """Advance the generator past the draws of the pass that `state_dict` described."""
+        self._indices()
+        if self.shuffle:
+            torch.randint(2**62, (1,), generator=self.generator)
+
+    def state_dict(self) -> dict[str, Tensor | int]:
+        return {"generator": self._pass_start, "served": self._served}
+
+    def load_state_dict(self, state: dict[str, Tensor | int]) -> None:
+        self.generator.set_state(state["generator"])  # type: ignore[arg-type]
+        self._resume_at = int(state["served"])
 
 
 class InMemoryDataModule(ImageDataModule):

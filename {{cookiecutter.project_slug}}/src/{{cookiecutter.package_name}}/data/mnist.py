@@ -21,7 +21,7 @@ FILES = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afc8b62a52d9c1d73c3e9c",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 UNSIGNED_BYTE = 0x08
 
@@ -53,8 +53,13 @@ class MNISTDataModule(InMemoryDataModule):
         self.data_dir, self.mirrors = Path(data_dir), [m if m.endswith("/") else f"{m}/" for m in mirrors]
 
     def prepare_data(self) -> None:
+        """Download what is missing and check every .gz file in place against its MD5.
+
+        Unzipped files are read as they are: no canonical checksum is published for them (only
+        for the .gz files), so `read_idx` checks their header and length instead.
+        """
         for name, md5 in FILES.items():
-            if not self._local(name).exists():
+            if self._local(name).suffix == ".gz":
                 fetch([mirror + name for mirror in self.mirrors], self.data_dir / name, md5)
 
     def _local(self, name: str) -> Path:

@@ -1,11 +1,14 @@
 """The LightningModule: trains any network from `configs/model/` as a classifier.
 
 Its hyperparameters are the plain-dict configs of the network, optimizer and scheduler, so a
-checkpoint rebuilds itself: `Classifier.load_from_checkpoint(path)` needs no Hydra config.
+checkpoint rebuilds itself: `Classifier.load_from_checkpoint(path)` needs no Hydra config (and
+goes through `checkpoints.load_classifier`, which refuses checkpoints that would run code).
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -14,6 +17,10 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from ..errors import Diverged
+
+log = logging.getLogger(__name__)
 
 Batch = tuple[Tensor, Tensor]
 STAGES = ("train", "val", "test")
@@ -26,6 +33,7 @@ class Classifier(pl.LightningModule):
         optimizer: dict[str, Any],
         num_classes: int,
         scheduler: dict[str, Any] | None = None,
+        nonfinite_loss: str = "stop",
     ) -> None:
         super().__init__()
         # The full run config goes to the loggers separately; these are for checkpoints only.
@@ -39,7 +47,11 @@ class Classifier(pl.LightningModule):
                 "loss": MeanMetric(),
             }
             setattr(self, f"{stage}_metrics", MetricCollection(metrics))
+        # Persistent: it lives in checkpoints, so a resumed run keeps its best score.
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)
+        self.nonfinite_loss = nonfinite_loss
+        self.skipped_batches = self._skipped_before_epoch = 0
         # Not logged as a scalar: utils.report.RunReport draws it after testing.
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
         self.class_names: list[str] = []
@@ -55,11 +67,23 @@ class Classifier(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.class_names = checkpoint.get("class_names") or []
 
-    def _step(self, stage: str, batch: Batch) -> tuple[Tensor, Tensor]:
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: Any = None
+    ) -> Classifier:
+        """Lightning's loader, made safe: `checkpoints.load_classifier`, then `.to(map_location)`."""
+        from ..checkpoints import load_classifier
+
+        model = load_classifier(checkpoint_path)
+        return model.to(map_location) if map_location is not None else model
+
+    def _step(self, stage: str, batch: Batch) -> tuple[Tensor | None, Tensor]:
         """Update and log the stage's metrics; return the loss and the logits."""
         inputs, targets = batch
         logits = self(inputs)
         loss = self.criterion(logits, targets)
+        if stage == "train" and not torch.isfinite(loss):
+            return self._on_nonfinite_loss(loss), logits
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         metrics["acc"](logits, targets)
         metrics["loss"](loss, weight=len(targets))
@@ -68,26 +92,53 @@ class Classifier(pl.LightningModule):
             self.log(f"{stage}/{name}", metric, on_step=on_step, on_epoch=True, prog_bar=name == "acc")
         return loss, logits
 
-    def on_train_start(self) -> None:
-        # Sanity-check batches must not count towards the best validation accuracy.
-        self.val_acc_best.reset()
+    def _on_nonfinite_loss(self, loss: Tensor) -> None:
+        """`nonfinite_loss: stop` raises Diverged; `skip` drops the batch (Lightning skips the
+        optimizer step when training_step returns None), unless the weights themselves are no
+        longer finite or a whole epoch was dropped."""
+        where = f"epoch {self.current_epoch}, step {self.global_step}"
+        if self.nonfinite_loss != "skip":
+            raise Diverged(f"training loss is {loss.item()} at {where}")
+        if not all(torch.isfinite(p).all() for p in self.parameters()):
+            raise Diverged(f"training loss is {loss.item()} at {where} and the weights are no longer finite")
+        self.skipped_batches += 1
+        log.warning("Skipped a batch with training loss %s at %s", loss.item(), where)
+        return None
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        return self._step("train", batch)[0]
+    def on_train_epoch_start(self) -> None:
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        self._skipped_before_epoch = self.skipped_batches
+
+    def on_train_epoch_end(self) -> None:
+        skipped = self.skipped_batches - self._skipped_before_epoch
+        if skipped and skipped >= self.trainer.num_training_batches:
+            raise Diverged(
+                f"every training batch of epoch {self.current_epoch} had a non-finite loss "
+                "(nonfinite_loss=skip): the weights have diverged"
+            )
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        if self.nonfinite_loss != "skip":
+            return self._step("train", batch)[0]
+        # The forward pass of a skipped batch must not leave NaN in BatchNorm's running stats.
+        buffers = {name: b.clone() for name, b in self.net.named_buffers() if b.is_floating_point()}
+        loss = self._step("train", batch)[0]
+        if loss is None:
+            self.net.load_state_dict(buffers, strict=False)
+        return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:  # the untrained model must not count as the best
+            return
         self.val_acc_best(self.val_metrics["acc"].compute())
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         _, logits = self._step("test", batch)
         self.test_confusion.update(logits, batch[1])
-
-    def on_train_epoch_start(self) -> None:
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer: torch.optim.Optimizer = instantiate(self.hparams.optimizer)(self.parameters())

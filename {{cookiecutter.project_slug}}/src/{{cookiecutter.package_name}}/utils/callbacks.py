@@ -8,4 +8,6 @@ from pytorch_lightning import Callback
 
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
-    return [instantiate(callback_cfg) for callback_cfg in (cfg.get("callbacks") or {}).values()]
+    """One callback per entry; `callbacks.<name>=null` leaves that one out."""
+    callback_cfgs = (cfg.get("callbacks") or {}).values()
+    return [instantiate(callback_cfg) for callback_cfg in callback_cfgs if callback_cfg is not None]

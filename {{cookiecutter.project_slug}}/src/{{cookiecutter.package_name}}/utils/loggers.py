@@ -14,14 +14,16 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+
+from ..checkpoints import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,7 @@ def wandb_run_id(ckpt_path: str | None) -> str | None:
     """The W&B run id stored in a checkpoint by `WandbRunIdInCheckpoint`, if any."""
     if not ckpt_path:
         return None
-    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
-    return checkpoint.get(WANDB_RUN_ID_KEY)
+    return load_checkpoint(ckpt_path, mmap=True).get(WANDB_RUN_ID_KEY)
 
 
 def build_loggers(
@@ -70,19 +71,36 @@ def build_loggers(
 ) -> list[Logger]:
     """Instantiate every logger under `cfg.logger`; each gets the resolved config plus `run_info`.
     With `resume_from` (a checkpoint), W&B continues the run that wrote it."""
-    logger_cfgs = cfg.get("logger") or {}
+    # `logger.<name>=null` leaves that one out.
+    logger_cfgs = {name: node for name, node in (cfg.get("logger") or {}).items() if node is not None}
     extra_kwargs: dict[str, dict[str, Any]] = {}
     if "wandb" in logger_cfgs:
-        use_offline_wandb_without_login(logger_cfgs.wandb.save_dir)
+        use_offline_wandb_without_login(logger_cfgs["wandb"].save_dir)
         if run_id := wandb_run_id(resume_from):
             extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
     loggers: list[Logger] = [
         instantiate(logger_cfg, **extra_kwargs.get(name, {})) for name, logger_cfg in logger_cfgs.items()
     ]
+    if resume_from:
+        for logger in loggers:
+            if isinstance(logger, CSVLogger):
+                keep_csv_history(logger)
     config = plain_config(cfg) | (run_info or {})
     for logger in loggers:
         logger.log_hyperparams(config)
     return loggers
+
+
+def keep_csv_history(logger: CSVLogger) -> None:
+    """Continue the metrics.csv of a resumed run in place; Lightning's CSV writer would delete it."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    history = path.read_text()
+    header = history.partition("\n")[0].strip().split(",")
+    writer = logger.experiment  # creating the writer deletes the file
+    path.write_text(history)
+    writer.metrics_keys = header
 
 
 def wandb_loggers(trainer: pl.Trainer) -> list[WandbLogger]:
@@ -101,12 +119,13 @@ class WandbRunIdInCheckpoint(pl.Callback):
 
 @contextmanager
 def wandb_run_finished() -> Iterator[None]:
-    """End this job's W&B run on the way out, failed if the block raised, so that the next
-    job of a multirun starts its own run. A no-op when wandb was never imported."""
+    """End this job's W&B run on the way out, failed if the block raised (with the job's exit
+    status: 143 after SIGTERM, 3 after divergence), so that the next job of a multirun starts
+    its own run. A no-op when wandb was never imported."""
     try:
         yield
-    except BaseException:
-        finish_wandb(exit_code=1)
+    except BaseException as error:
+        finish_wandb(exit_code=getattr(error, "exit_status", 1))
         raise
     finish_wandb(exit_code=0)
 

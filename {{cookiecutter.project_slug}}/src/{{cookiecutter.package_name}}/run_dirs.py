@@ -1,0 +1,63 @@
+"""`resume=<run dir>` and `rerun=<run dir>`: the command lines that continue or repeat a run.
+
+Both are read before Hydra sees the command line and become ordinary overrides: the run's own
+overrides (from its `.hydra/overrides.yaml`), then the ones given now, which win key by key.
+`resume` trains on from `checkpoints/last.ckpt` in the same run dir (so the same W&B run, and
+the best checkpoint and early-stopping state carry on); `rerun` starts the same config afresh in
+a new run dir. Only overrides are taken from the run dir, never code: an override that names a
+`_target_` (something to instantiate) is refused, since a run dir may come from anyone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+RUN_DIR_KEYS = ("resume", "rerun")
+# Overrides that belong to one launch, not to the run: never carried over.
+LAUNCH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+UNSAFE_KEY_PARTS = ("_target_", "_args_", "_partial_", "_call_")
+
+
+def override_key(override: str) -> str:
+    return override.partition("=")[0].lstrip("+~")
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run dir: it has no .hydra/overrides.yaml")
+    try:
+        overrides = yaml.safe_load(path.read_text()) or []
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
+    if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides):
+        raise ConfigError(f"{path} is not a list of overrides")
+    for override in overrides:
+        if any(part in override_key(override).split(".") for part in UNSAFE_KEY_PARTS):
+            raise ConfigError(
+                f"{path} overrides {override_key(override)}: refusing to instantiate code named by a run dir"
+            )
+    return [item for item in overrides if override_key(item) not in LAUNCH_KEYS]
+
+
+def run_dir_overrides(args: list[str]) -> list[str]:
+    """`args` with `resume=DIR` or `rerun=DIR` replaced by the overrides that continue or repeat DIR."""
+    chosen = [arg for arg in args if arg.partition("=")[0] in RUN_DIR_KEYS]
+    if not chosen:
+        return args
+    if len(chosen) > 1:
+        raise ConfigError(f"give one of resume=<run dir> or rerun=<run dir>, not {' and '.join(chosen)}")
+    key, _, value = chosen[0].partition("=")
+    run_dir = Path(value).resolve()
+    given = [arg for arg in args if arg != chosen[0]]
+    given_keys = {override_key(arg) for arg in given if "=" in arg or arg.startswith("~")}
+    overrides = [item for item in saved_overrides(run_dir) if override_key(item) not in given_keys]
+    if key == "rerun":
+        return [*overrides, *given]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    start = [f"ckpt_path={last}"] if last.is_file() else []
+    return [*overrides, *given, f"hydra.run.dir={run_dir}", *start]

@@ -1,0 +1,51 @@
+"""A callback that sends a real signal to its own process at a chosen point of training.
+
+Tests add it with `+callbacks.kill._target_=kill_switch.SendSignal` to interrupt a run at an
+exact batch, where a kill from outside would land anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytorch_lightning as pl
+
+
+class SendSignal(pl.Callback):
+    """Send `name` (e.g. "SIGTERM") after training batch `batch` of `epoch`, or at the first
+    validation batch of `epoch` when `batch` is None."""
+
+    def __init__(self, name: str, epoch: int, batch: int | None = None) -> None:
+        self.signum = signal.Signals[name]
+        self.epoch, self.batch = epoch, batch
+        self.sent = False
+
+    def _send(self) -> None:
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            self._send()
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        if self.batch is None and not trainer.sanity_checking and trainer.current_epoch == self.epoch:
+            self._send()
+
+
+class PoisonBatches(pl.Callback):
+    """Fill the inputs of training batches `batches` of `epoch` with NaN, so their loss is NaN."""
+
+    def __init__(self, epoch: int, batches: list[int]) -> None:
+        self.epoch, self.batches = epoch, set(batches)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx in self.batches:
+            batch[0].fill_(float("nan"))
