@@ -44,8 +44,7 @@ def committed_repo(path: Path, files: dict[str, str]) -> Path:
     return path
 
 
-def read_record(run_dir: Path) -> tuple[dict, dict, str]:
-    record = run_dir / "record"
+def read_record(record: Path) -> tuple[dict, dict, str]:
     environment = yaml.safe_load((record / "environment.yaml").read_text())
     config_text = (record / "config.yaml").read_text()
     return environment, yaml.safe_load(config_text), config_text
@@ -83,7 +82,7 @@ def test_run_dir_records_config_versions_and_git_state(tmp_path, code):
         cwd=project, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    environment, config, config_text = read_record(run)
+    environment, config, config_text = read_record(run / "record")
 
     assert "${" not in config_text
     assert config["optimizer"]["lr"] == 0.002
@@ -102,6 +101,17 @@ def test_run_dir_records_config_versions_and_git_state(tmp_path, code):
         assert state["commit"] is None and not (run / "record" / "git.diff").exists()
         expected = "not a git repository" if code == "not-a-repo" else "git is not installed"
         assert expected in state["error"]
+
+
+def test_resume_keeps_the_record_of_the_start_and_adds_its_own(tmp_path):
+    run = train_cli(tmp_path / "run", "trainer.max_epochs=1", "~logger")
+    resumed = run_script("train.py", f"resume={run}", "trainer.max_epochs=2", cwd=PROJECT_DIR)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _, started, _ = read_record(run / "record")
+    _, resumed_config, _ = read_record(run / "record" / "resume-1")
+    assert started["trainer"]["max_epochs"] == 1 and started["ckpt_path"] is None
+    assert resumed_config["trainer"]["max_epochs"] == 2
+    assert resumed_config["ckpt_path"] == str(run / "checkpoints" / "last.ckpt")
 
 
 def installed_version(name: str) -> str | None:
@@ -178,6 +188,6 @@ def test_interrupted_run_has_its_record(tmp_path):
         process.wait(timeout=300)
     finally:
         process.kill()
-    environment, config, _ = read_record(run)
+    environment, config, _ = read_record(run / "record")
     assert config["trainer"]["max_epochs"] == 1000 and environment["packages"]["torch"]
     assert not (run / "metrics.json").exists()

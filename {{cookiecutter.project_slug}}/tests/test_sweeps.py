@@ -178,15 +178,16 @@ def read_results(sweep_dir: Path) -> dict:
 
 
 def wait_for_second_trial_to_train(runner: subprocess.Popen, sweeps_dir: Path) -> Path:
-    """The sweep dir, once a trial has finished and the next one has started its job."""
+    """The sweep dir, once a trial has finished and the next one has saved an epoch."""
     deadline = time.monotonic() + 600
     while True:
-        assert runner.poll() is None and time.monotonic() < deadline, "no second trial started"
+        assert runner.poll() is None and time.monotonic() < deadline, "no second trial trained"
         for sweep_dir in sweeps_dir.glob("*/"):
             if (sweep_dir / "results.json").is_file():
                 states = [trial["state"] for trial in read_results(sweep_dir)["trials"]]
-                started = (sweep_dir / f"trial-{len(states) - 1:03d}" / "record").is_dir()
-                if "finished" in states and states.count("running") == 1 and started:
+                running = sweep_dir / f"trial-{len(states) - 1:03d}"
+                saved = (running / "checkpoints" / "last.ckpt").is_file()
+                if "finished" in states and states.count("running") == 1 and saved:
                     return sweep_dir
         time.sleep(0.1)
 
@@ -213,7 +214,16 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
         sweep_file = grid_file(tmp_path, {"optimizer.lr": {"values": grid_points}})
     else:
         sweep_file = SWEEP_FILES[sweep_name]
-    command = [sys.executable, "-m", RUNNER, str(sweep_file), *count, "trainer.max_epochs=3", "logger=csv"]
+    epochs = 10  # a few seconds of training for the signal to arrive in
+    command = [
+        sys.executable,
+        "-m",
+        RUNNER,
+        str(sweep_file),
+        *count,
+        f"trainer.max_epochs={epochs}",
+        "logger=csv",
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path / "root")}
     runner = subprocess.Popen(
         command,
@@ -237,7 +247,8 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
     assert "rank  trial" in output
     stopped = {trial["name"]: trial for trial in read_results(sweep_dir)["trials"]}
     # The runner passed the signal on: the running trial stopped instead of training to its end.
-    assert stopped[max(stopped)]["state"] == f"interrupted ({signum.name})"
+    interrupted = max(stopped)
+    assert stopped[interrupted]["state"] == f"interrupted ({signum.name})"
     finished = {name: trial for name, trial in stopped.items() if trial["state"] == "finished"}
     assert finished and all(trial["metrics"]["test/acc"] > 0 for trial in finished.values())
     written = {name: (sweep_dir / name / "metrics.json").stat().st_mtime_ns for name in finished}
@@ -251,6 +262,9 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
     for name, trial in finished.items():  # not run again
         assert trials[name]["params"] == trial["params"] and f"[{name}] " not in again.stdout
         assert (sweep_dir / name / "metrics.json").stat().st_mtime_ns == written[name]
+    # The interrupted trial went on from its last.ckpt, to the end of its training.
+    assert f"resume={sweep_dir / interrupted}" in (sweep_dir / f"{interrupted}.log").read_text()
+    assert trials[interrupted]["metrics"]["epoch"] == epochs
     values = [trial["params"]["optimizer.lr"] for trial in trials.values()]
     assert len(set(values)) == 3 and (sweep_name != "grid" or sorted(values) == grid_points)
 
@@ -263,22 +277,26 @@ def test_unknown_parameter_is_one_line_before_any_trial(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line == (
-        f"error: {sweep_file}: parameter 'optimizer.lrr' is neither a key nor a group of the config "
-        "(did you mean optimizer.lr?)"
+        f"error: {sweep_file}: parameter optimizer.lrr: no key optimizer.lrr in the config, nor a group; "
+        "did you mean optimizer.lr?"
     )
     assert not (tmp_path / "root").exists() and result.stdout == ""
 
 
 PARAMETER_CHECKS = {
     "misspelled-key": ({"optimizer.lrr": {"min": 0.001, "max": 0.01}}, [], "did you mean optimizer.lr?"),
-    "unknown-model": ({"model": {"values": ["mlp", "alexnett"]}}, [], "did you mean alexnet?"),
+    "unknown-model": ({"model": {"values": ["mlp", "alexnett"]}}, [], "model=alexnett: no such option;"),
     "unknown-experiment": ({"experiment": {"values": ["aplite", "nglit", None]}}, [], "did you mean nglite?"),
     "key-of-no-swept-option": (
         {"model": {"values": ["mlp", "resnet"]}, "model.num_layers": {"values": [3]}},
         [],
-        "parameter 'model.num_layers' is neither",
+        "parameter model.num_layers: no key model.num_layers",
     ),
-    "misspelled-override": ({"seed": {"values": [1]}}, ["trainer.max_epoch=1"], "'trainer.max_epoch'"),
+    "misspelled-override": (
+        {"seed": {"values": [1]}},
+        ["trainer.max_epoch=1"],
+        "trainer.max_epoch=1: no key",
+    ),
     "key-of-a-swept-option": (
         {"model": {"values": ["mlp", "alexnet"]}, "model.num_layers": {"values": [3]}},
         [],

@@ -14,9 +14,10 @@ overrides, so the same command finds it again. results.json there is replaced at
 trial starts and when it ends. Ctrl-C, SIGTERM or SIGHUP is passed on to the running trial
 (which saves its last.ckpt), then the runner writes results.json, prints the table so far and
 exits with 128 + the signal number. Run the same command again to continue: finished and failed
-trials are kept, the interrupted trial resumes from its last.ckpt (or starts over without one),
-and the search engine is given every past trial, so a grid runs its remaining points and
-random or bayes the remaining count. `--fresh` moves the old trials aside and starts over.
+trials are kept, the interrupted trial resumes from its last.ckpt (`train.py resume=<trial
+dir>`; it starts over if it saved none), and the search engine is given every past trial, so a
+grid runs its remaining points and random or bayes the remaining count. `--fresh` moves the old
+trials aside and starts over.
 
 Differences from `wandb agent`: `${interpreter}` is this Python rather than whatever `python`
 is on PATH; trials run one at a time to the end (no early termination); W&B runs offline
@@ -26,7 +27,6 @@ unless WANDB_MODE is set.
 from __future__ import annotations
 
 import argparse
-import difflib
 import hashlib
 import json
 import os
@@ -61,9 +61,11 @@ DONE_PREFIXES = (FINISHED, "failed")
 PROGRAM_CONFIGS = {"train.py": "config"}
 # Signals that stop the sweep, and what the running trial is sent for each: a hang-up (a closed
 # terminal) must not leave the trial running on its own in its session.
-FORWARDED_SIGNALS = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM}
-if hasattr(signal, "SIGHUP"):
-    FORWARDED_SIGNALS[signal.SIGHUP] = signal.SIGTERM
+FORWARDED_SIGNALS = {
+    signal.SIGINT: signal.SIGINT,
+    signal.SIGTERM: signal.SIGTERM,
+    signal.SIGHUP: signal.SIGTERM,
+}
 
 
 def plain(value: Any) -> Any:
@@ -277,11 +279,11 @@ class Sweep:
 
     def run(self, count: int, forwarder: SignalForwarder) -> None:
         while forwarder.signum is None and (trial := self.next_trial(count)) is not None:
-            # A trial left unfinished by an earlier run resumes from its last epoch, or starts over.
+            # A trial left unfinished by an earlier run resumes where it saved its last.ckpt (as
+            # `train.py resume=<run dir>` does, exactly), or starts over if it saved none.
             trial_dir, command = self.directory / trial["name"], trial["command"]
-            if (last := trial_dir / "checkpoints" / "last.ckpt").is_file():
-                print(f"[{trial['name']}] resuming from {last}", flush=True)
-                command = [*command, f"ckpt_path={last}"]
+            if (trial_dir / "checkpoints" / "last.ckpt").is_file():
+                command = [*command, f"resume={trial_dir}"]
             elif trial_dir.exists():
                 shutil.rmtree(trial_dir)
             trial["state"] = "running"
@@ -318,46 +320,37 @@ def load_sweep(path: Path, violations: Any) -> dict[str, Any]:
 def check_parameters(path: Path, sweep: dict[str, Any], overrides: list[str]) -> None:
     """Refuse, before any trial, what would fail every trial it is in: a parameter that is
     neither a config key nor a config group, a group option that does not exist, or an override
-    that does not compose. Configs are composed by Hydra, as train.py composes them; a key
-    counts if any option of the swept groups has it (`model.width` beside `model: [mlp, alexnet]`)."""
+    that does not compose. Configs are composed by Hydra, as train.py composes them, and Hydra's
+    errors read as train.py reports them. A key counts if any option of the swept groups has it
+    (`model.num_layers` beside `model: [mlp, alexnet]`)."""
     config_name = PROGRAM_CONFIGS.get(Path(sweep["program"]).name)
     if config_name is None:
         return
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+
+    from .failures import hydra_error_line, one_line
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        loader = GlobalHydra.instance().config_loader()
+        is_group = GlobalHydra.instance().config_loader().get_group_options
 
         def keys_of(args: list[str], fault: str) -> set[str]:
             try:
                 cfg = compose(config_name, overrides=hydra_overrides([*overrides, *args]))
-            except (HydraException, OmegaConfBaseException) as error:
-                raise UsageError(f"{fault}: {str(error).splitlines()[0]}") from None
+            except Exception as error:
+                raise UsageError(f"{fault}: {hydra_error_line(error) or one_line(str(error))}") from None
             return set(dotted_keys(OmegaConf.to_container(cfg, resolve=False)))
 
-        keys = keys_of([], f"the overrides for every trial do not apply to {sweep['program']}")
+        keys = keys_of([], "the overrides for every trial")
         parameters: dict[str, dict[str, Any]] = sweep["parameters"]
-        for name, spec in parameters.items():
-            if not (options := loader.get_group_options(name)):
-                continue
+        for name in filter(is_group, parameters):
+            spec = parameters[name]
             for value in spec.get("values", [spec["value"]] if "value" in spec else []):
-                if value is not None and str(value) not in options:
-                    raise UsageError(
-                        f"{path}: parameter {name}: {value!r} is not an option of group {name}"
-                        f"{did_you_mean(str(value), options)}; choices: {', '.join(options)}"
-                    )
-                args = agent_macros({name: value})["args_no_hyphens"]
-                keys |= keys_of(args, f"{path}: parameter {name}={value}")
+                keys |= keys_of(agent_macros({name: value})["args_no_hyphens"], f"{path}: parameter {name}")
         for name in parameters:
-            if name not in keys and not loader.get_group_options(name):
-                raise UsageError(
-                    f"{path}: parameter {name!r} is neither a key nor a group of the config"
-                    f"{did_you_mean(name, keys)}"
-                )
+            if name not in keys and not is_group(name):
+                raise UsageError(f"{path}: parameter {name}: {unknown_key(name, keys)}")
 
 
 def dotted_keys(node: Any, prefix: str = "") -> Iterator[str]:
@@ -367,9 +360,14 @@ def dotted_keys(node: Any, prefix: str = "") -> Iterator[str]:
             yield from dotted_keys(value, f"{prefix}{key}.")
 
 
-def did_you_mean(name: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(name, sorted(candidates), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+def unknown_key(name: str, keys: set[str]) -> str:
+    """`no key optimizer.lrr in the config; did you mean optimizer.lr?`, from the keys beside it."""
+    from .failures import did_you_mean
+
+    parent, _, last = name.rpartition(".")
+    siblings = sorted(key.rpartition(".")[2] for key in keys if key.rpartition(".")[0] == parent)
+    suggestion = did_you_mean(last, siblings, prefix=f"{parent}." if parent else "")
+    return f"no key {name} in the config, nor a group{f';{suggestion}' if suggestion else ''}"
 
 
 def identity(sweep: Any, overrides: Any) -> str:

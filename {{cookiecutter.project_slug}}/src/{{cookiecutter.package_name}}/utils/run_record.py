@@ -3,6 +3,7 @@
     record/config.yaml       the config as the job used it, every ${...} resolved to a plain value
     record/environment.yaml  Python, platform, package versions, and the git state of the code
     record/git.diff          `git diff HEAD --binary` when the code differed from the commit
+    record/resume-<n>/       the same three, for each `resume=<run dir>` of the run
 
 The command-line overrides are Hydra's `.hydra/overrides.yaml`, next to it. Git trouble (no
 git, not a repo, no commit yet) is recorded in environment.yaml, never fatal to the run.
@@ -45,8 +46,11 @@ GIT_TIMEOUT_SECONDS = 60
 
 
 def write_run_record(cfg: DictConfig, out_dir: Path) -> Path:
-    """Write record/ into `out_dir` and return its path."""
+    """Write record/ into `out_dir` and return its path. A run resumed in its own dir keeps the
+    record of its start and adds record/resume-<n>/ for each resume (the code may have changed)."""
     record_dir = out_dir / RECORD_DIR
+    if (record_dir / ENVIRONMENT_FILE).exists():
+        record_dir /= f"resume-{len(list(record_dir.glob('resume-*'))) + 1}"
     record_dir.mkdir(parents=True, exist_ok=True)
     (record_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
     environment = {
