@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.checkpoints import load_checkpoint
 from {{ cookiecutter.package_name }}.errors import ConfigError, Diverged, Interrupted
 from {{ cookiecutter.package_name }}.run_dirs import run_dir_overrides
 from {{ cookiecutter.package_name }}.training import run_training
+from {{ cookiecutter.package_name }}.utils import run_record
 
 # Small batches (many steps an epoch), augmentation and dropout: everything random is in play.
 EXACT = ("trainer.max_epochs=3", "dataset.batch_size=32", "dataset.augment.crop_padding=1", "~logger")
@@ -234,3 +235,28 @@ def test_sigterm_during_evaluation_exits_143_and_writes_nothing(compose_config, 
         run_evaluation(cfg)
     assert stop.value.exit_status == 143
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+CODE_STATES = {
+    "same-commit": ({"commit": "1" * 40, "dirty": False}, None),
+    "other-commit": (
+        {"commit": "2" * 40, "dirty": False},
+        "warning: {run} ran at commit 222222222222, the code is now at 111111111111: results may differ",
+    ),
+    "uncommitted-changes": (
+        {"commit": "1" * 40, "dirty": True, "patch": "git.diff"},
+        "warning: {run} ran with uncommitted changes ({run}/record/git.diff): results may differ",
+    ),
+}
+
+
+@pytest.mark.parametrize(("recorded", "warning"), CODE_STATES.values(), ids=CODE_STATES)
+def test_rerun_warns_when_the_code_differs_from_the_recorded_code(
+    finished_run, monkeypatch, capsys, recorded, warning
+):
+    (finished_run / "record").mkdir()
+    (finished_run / "record" / "environment.yaml").write_text(json.dumps({"git": recorded}))
+    monkeypatch.setattr(run_record, "git", lambda directory, *args: b"1" * 40 + b"\n")
+    run_dir_overrides([f"rerun={finished_run}"])
+    expected = f"{warning.format(run=finished_run)}\n" if warning else ""
+    assert capsys.readouterr().err == expected

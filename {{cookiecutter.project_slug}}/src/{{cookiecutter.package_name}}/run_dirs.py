@@ -10,6 +10,7 @@ a new run dir. Only overrides are taken from the run dir, never code: an overrid
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
@@ -53,6 +54,8 @@ def run_dir_overrides(args: list[str]) -> list[str]:
         raise ConfigError(f"give one of resume=<run dir> or rerun=<run dir>, not {' and '.join(chosen)}")
     key, _, value = chosen[0].partition("=")
     run_dir = Path(value).resolve()
+    if warning := code_change_warning(run_dir):
+        print(f"warning: {warning}", file=sys.stderr)
     given = [arg for arg in args if arg != chosen[0]]
     given_keys = {override_key(arg) for arg in given if "=" in arg or arg.startswith("~")}
     overrides = [item for item in saved_overrides(run_dir) if override_key(item) not in given_keys]
@@ -61,3 +64,23 @@ def run_dir_overrides(args: list[str]) -> list[str]:
     last = run_dir / "checkpoints" / "last.ckpt"
     start = [f"ckpt_path={last}"] if last.is_file() else []
     return [*overrides, *given, f"hydra.run.dir={run_dir}", *start]
+
+
+def code_change_warning(run_dir: Path) -> str | None:
+    """What differs between the code the run recorded (record/environment.yaml) and the code
+    now, for `resume` and `rerun` to warn about: results then may differ. None if nothing does."""
+    from .paths import code_dir
+    from .utils.run_record import ENVIRONMENT_FILE, RECORD_DIR, GitError, git
+
+    try:
+        recorded = yaml.safe_load((run_dir / RECORD_DIR / ENVIRONMENT_FILE).read_text())["git"]
+        then = recorded["commit"]
+        now = git(code_dir(), "rev-parse", "HEAD").decode().strip()
+    except (OSError, KeyError, TypeError, yaml.YAMLError, GitError):
+        return None  # no record, or no git then or now: nothing to compare
+    if then and then != now:
+        return f"{run_dir} ran at commit {then[:12]}, the code is now at {now[:12]}: results may differ"
+    if recorded.get("dirty"):
+        patch = run_dir / RECORD_DIR / recorded.get("patch", "git.diff")
+        return f"{run_dir} ran with uncommitted changes ({patch}): results may differ"
+    return None
