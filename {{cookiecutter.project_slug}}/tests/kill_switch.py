@@ -14,13 +14,17 @@ import pytorch_lightning as pl
 
 
 class SendSignal(pl.Callback):
-    """Send `name` (e.g. "SIGTERM") after training batch `batch` of `epoch`, or at the first
-    validation batch of `epoch` when `batch` is None."""
+    """Send `name` (e.g. "SIGTERM") after training batch `batch` of `epoch`, at the first
+    validation batch of `epoch` when `batch` is None, or as testing starts with `testing`."""
 
-    def __init__(self, name: str, epoch: int, batch: int | None = None) -> None:
+    def __init__(self, name: str, epoch: int, batch: int | None = None, testing: bool = False) -> None:
         self.signum = signal.Signals[name]
-        self.epoch, self.batch = epoch, batch
+        self.epoch, self.batch, self.testing = epoch, batch, testing
         self.sent = False
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.testing:
+            self._send()
 
     def _send(self) -> None:
         if not self.sent:
@@ -30,11 +34,16 @@ class SendSignal(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+        if not self.testing and trainer.current_epoch == self.epoch and batch_idx == self.batch:
             self._send()
 
     def on_validation_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        if self.batch is None and not trainer.sanity_checking and trainer.current_epoch == self.epoch:
+        if (
+            self.batch is None
+            and not self.testing
+            and not trainer.sanity_checking
+            and trainer.current_epoch == self.epoch
+        ):
             self._send()
 
 

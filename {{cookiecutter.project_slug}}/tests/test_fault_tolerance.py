@@ -58,6 +58,8 @@ STOP_POINTS = {
     "sigint-mid-epoch": ("SIGINT", 0, 3, (0, 4)),
     "sigterm-on-the-last-batch": ("SIGTERM", 1, BATCHES_PER_EPOCH - 1, (1, 2 * BATCHES_PER_EPOCH)),
     "sigint-during-validation": ("SIGINT", 0, None, (0, BATCHES_PER_EPOCH)),
+    # After training, the best checkpoint is tested: all is saved, resuming only tests again.
+    "sigterm-during-testing": ("SIGTERM", "testing", None, (2, 3 * BATCHES_PER_EPOCH)),
 }
 
 
@@ -66,7 +68,13 @@ def test_signal_stops_at_a_resumable_point_and_resume_is_bit_identical(
     compose_config, uninterrupted, name, epoch, batch, stopped_at
 ):
     kill = ["+callbacks.kill._target_=kill_switch.SendSignal", f"+callbacks.kill.name={name}"]
-    kill += [f"+callbacks.kill.epoch={epoch}", f"+callbacks.kill.batch={'null' if batch is None else batch}"]
+    if epoch == "testing":
+        kill += ["+callbacks.kill.epoch=0", "+callbacks.kill.testing=true"]
+    else:
+        kill += [
+            f"+callbacks.kill.epoch={epoch}",
+            f"+callbacks.kill.batch={'null' if batch is None else batch}",
+        ]
     interrupted = compose_config(*EXACT, *kill)
     with pytest.raises(Interrupted) as stop:
         run_training(interrupted)

@@ -10,7 +10,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .checkpoints import load_classifier
 from .errors import Interrupted
+from .models.classifier import Classifier
 from .training import build_trainer, start_job
+from .utils.fault_tolerance import signals_interrupt
 from .utils.loggers import build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
 
@@ -19,13 +21,21 @@ log = logging.getLogger(__name__)
 
 def run_evaluation(cfg: DictConfig) -> dict[str, float]:
     model = load_classifier(cfg.ckpt_path)  # before any data work: an unsafe file ends the job here
+    with signals_interrupt(STOPPED):
+        return test_checkpoint(cfg, model)
+
+
+STOPPED = "evaluation stopped by {signal}; nothing written"
+
+
+def test_checkpoint(cfg: DictConfig, model: Classifier) -> dict[str, float]:
     out_dir, datamodule = start_job(cfg)
     trainer = build_trainer(cfg, logger=build_loggers(cfg) or False)
     with wandb_run_finished():
         try:
             trainer.test(model, datamodule=datamodule)
         except SIGTERMException:  # Lightning's SystemExit would exit with status 0
-            raise Interrupted(signal.SIGTERM, "evaluation stopped by SIGTERM; nothing written") from None
+            raise Interrupted(signal.SIGTERM, STOPPED.format(signal="SIGTERM")) from None
     metrics = scalar_metrics(trainer.callback_metrics)
     if trainer.is_global_zero:
         path = write_metrics(out_dir, metrics)

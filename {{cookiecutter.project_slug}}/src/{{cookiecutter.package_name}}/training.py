@@ -23,7 +23,7 @@ from .errors import Diverged, Interrupted
 from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
-from .utils.fault_tolerance import ExactResume, StopOnSignal
+from .utils.fault_tolerance import ExactResume, StopOnSignal, signals_interrupt
 from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
 from .utils.run_record import write_run_record
@@ -103,6 +103,11 @@ def run_info(model: pl.LightningModule) -> dict[str, Any]:
 def run_training(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path, mmap=True)  # refuse an unsafe or broken file before any work
+    with signals_interrupt("stopped by {signal} before training started; nothing saved"):
+        return train_and_test(cfg)
+
+
+def train_and_test(cfg: DictConfig) -> dict[str, float]:
     out_dir, datamodule = start_job(cfg)
     model = build_classifier(cfg)
     loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
@@ -115,6 +120,8 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     with wandb_run_finished(), failures_explained(stop_on_signal, last_checkpoint):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         metrics = scalar_metrics(trainer.callback_metrics)
+        # A resumed run with no epoch left to train logs nothing; the best score is in the model.
+        metrics.setdefault("val/acc_best", float(model.val_acc_best.max_value))
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
@@ -136,8 +143,8 @@ def failures_explained(stop_on_signal: StopOnSignal, last_checkpoint: Path) -> I
     resume = f"python train.py resume={last_checkpoint.parent.parent}"
     try:
         yield
-    except SIGTERMException:
-        signum = stop_on_signal.signum or signal.SIGTERM
+    except (SIGTERMException, Interrupted) as stop:
+        signum = getattr(stop, "signum", None) or stop_on_signal.signum or signal.SIGTERM
         saved = f"saved {last_checkpoint}" if last_checkpoint.is_file() else "no checkpoint saved yet"
         raise Interrupted(
             signum, f"stopped by {signal.Signals(signum).name}; {saved}; resume: {resume}"
