@@ -13,7 +13,7 @@ from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
 from .agent_args import hydra_overrides
-from .errors import UsageError
+from .errors import RunError, signals_interrupt
 from .failures import checked_job, hydra_errors_reported
 from .paths import config_dir
 from .run_dirs import run_dir_overrides
@@ -25,7 +25,7 @@ def prepare_process() -> None:
     load_dotenv(find_dotenv(usecwd=True))
     try:
         sys.argv[1:] = run_dir_overrides(hydra_overrides(sys.argv[1:]))
-    except UsageError as error:
+    except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_status)
 
@@ -52,10 +52,12 @@ def evaluation_job(cfg: DictConfig) -> None:
 
 
 def train() -> None:
-    prepare_process()
-    train_job()
+    with signals_interrupt("stopped by {signal} before training started; nothing saved"):
+        prepare_process()
+        train_job()
 
 
 def evaluate() -> None:
-    prepare_process()
-    evaluation_job()
+    with signals_interrupt("evaluation stopped by {signal}; nothing written"):
+        prepare_process()
+        evaluation_job()

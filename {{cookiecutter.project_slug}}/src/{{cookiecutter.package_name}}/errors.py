@@ -8,6 +8,11 @@ Exit statuses: 2, the user's input cannot work (a config value, a data file, a c
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class RunError(Exception):
@@ -51,3 +56,21 @@ class Interrupted(RunError):
     @property
     def signal_name(self) -> str:
         return signal.Signals(self.signum).name
+
+
+@contextmanager
+def signals_interrupt(message: str) -> Iterator[None]:
+    """Outside the training loop (data set-up, testing), SIGTERM and Ctrl-C raise `Interrupted`
+    with `message` (`{signal}` in it names the signal) at once: there is nothing to save, and
+    the default action would kill the process without a word or a finished W&B run.
+    `utils.fault_tolerance.StopOnSignal` takes over while training."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum, message.format(signal=signal.Signals(signum).name))
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

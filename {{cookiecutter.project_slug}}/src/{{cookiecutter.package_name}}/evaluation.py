@@ -9,10 +9,9 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .checkpoints import load_classifier
-from .errors import Interrupted
+from .errors import Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .training import build_trainer, start_job
-from .utils.fault_tolerance import signals_interrupt
 from .utils.loggers import build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
 

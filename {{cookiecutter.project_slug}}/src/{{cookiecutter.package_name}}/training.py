@@ -19,11 +19,11 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .checkpoints import CheckpointFiles, load_checkpoint
-from .errors import Diverged, Interrupted
+from .errors import Diverged, Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
-from .utils.fault_tolerance import ExactResume, StopOnSignal, signals_interrupt
+from .utils.fault_tolerance import ExactResume, StopOnSignal
 from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
 from .utils.run_record import write_run_record

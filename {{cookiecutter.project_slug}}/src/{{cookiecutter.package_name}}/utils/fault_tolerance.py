@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import random
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,29 +26,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from ..errors import Interrupted
+from ..errors import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-@contextmanager
-def signals_interrupt(message: str) -> Iterator[None]:
-    """Outside the training loop (data set-up, testing), SIGTERM and Ctrl-C raise `Interrupted`
-    with `message` (`{signal}` in it names the signal) at once: there is nothing to save, and
-    the default action would kill the process without a word or a finished W&B run.
-    `StopOnSignal` takes over while training."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signum, message.format(signal=signal.Signals(signum).name))
-
-    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class StopOnSignal(pl.Callback):
