@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from .agent_args import hydra_overrides
 from .errors import RunError, signals_interrupt
-from .failures import checked_job, hydra_errors_reported
+from .failures import checked_job, exit_with, hydra_errors_reported
 from .paths import config_dir
 from .run_dirs import run_dir_overrides
 
@@ -26,8 +26,7 @@ def prepare_process() -> None:
     try:
         sys.argv[1:] = run_dir_overrides(hydra_overrides(sys.argv[1:]))
     except RunError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_status)
+        exit_with(error)
 
 
 @hydra_errors_reported

@@ -53,10 +53,6 @@ class Interrupted(RunError):
         self.signum = signum
         self.exit_status = 128 + signum
 
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signum).name
-
 
 @contextmanager
 def signals_interrupt(message: str) -> Iterator[None]:

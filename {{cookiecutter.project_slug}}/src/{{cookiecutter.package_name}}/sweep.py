@@ -45,7 +45,7 @@ from typing import IO, Any
 
 import yaml
 
-from .agent_args import hydra_overrides
+from .agent_args import hydra_overrides, is_group
 from .errors import Interrupted, UsageError
 from .paths import config_dir
 from .utils.metrics import METRICS_FILE
@@ -327,13 +327,11 @@ def check_parameters(path: Path, sweep: dict[str, Any], overrides: list[str]) ->
     if config_name is None:
         return
     from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
     from .failures import hydra_error_line, one_line
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        is_group = GlobalHydra.instance().config_loader().get_group_options
 
         def keys_of(args: list[str], fault: str) -> set[str]:
             try:

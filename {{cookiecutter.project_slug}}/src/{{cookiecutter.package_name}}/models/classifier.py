@@ -51,7 +51,7 @@ class Classifier(pl.LightningModule):
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)
         self.nonfinite_loss = nonfinite_loss
-        self.skipped_batches = self._skipped_before_epoch = 0
+        self.skipped_this_epoch = 0
         # Not logged as a scalar: utils.report.RunReport draws it after testing.
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
         self.class_names: list[str] = []
@@ -101,17 +101,16 @@ class Classifier(pl.LightningModule):
             raise Diverged(f"training loss is {loss.item()} at {where}")
         if not all(torch.isfinite(p).all() for p in self.parameters()):
             raise Diverged(f"training loss is {loss.item()} at {where} and the weights are no longer finite")
-        self.skipped_batches += 1
+        self.skipped_this_epoch += 1
         log.warning("Skipped a batch with training loss %s at %s", loss.item(), where)
         return None
 
     def on_train_epoch_start(self) -> None:
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
-        self._skipped_before_epoch = self.skipped_batches
+        self.skipped_this_epoch = 0
 
     def on_train_epoch_end(self) -> None:
-        skipped = self.skipped_batches - self._skipped_before_epoch
-        if skipped and skipped >= self.trainer.num_training_batches:
+        if self.skipped_this_epoch and self.skipped_this_epoch >= self.trainer.num_training_batches:
             raise Diverged(
                 f"every training batch of epoch {self.current_epoch} had a non-finite loss "
                 "(nonfinite_loss=skip): the weights have diverged"

@@ -147,9 +147,12 @@ class ExactResume(pl.Callback):
 
     def __init__(self) -> None:
         self._to_restore: dict[str, Any] | None = None
+        self._trainer: pl.Trainer | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"random": random_state(), "train_loader": self._loader_state(self._trainer)}
+        loader = self._trainer.train_dataloader if self._trainer is not None else None
+        loader_state = loader.state_dict() if hasattr(loader, "state_dict") else None
+        return {"random": random_state(), "train_loader": loader_state}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._trainer = trainer
@@ -167,8 +170,3 @@ class ExactResume(pl.Callback):
         if self._to_restore["train_loader"] is not None and hasattr(loader, "load_state_dict"):
             loader.load_state_dict(self._to_restore["train_loader"])
         self._to_restore = None
-
-    @staticmethod
-    def _loader_state(trainer: pl.Trainer | None) -> dict[str, Any] | None:
-        loader = trainer.train_dataloader if trainer is not None else None
-        return loader.state_dict() if hasattr(loader, "state_dict") else None
