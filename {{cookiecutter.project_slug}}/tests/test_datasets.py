@@ -193,20 +193,22 @@ def test_corrupt_download_is_deleted_and_reported(compose_config, tmp_path, file
     assert not list((data / "mnist").glob("train-images-idx3-ubyte.gz*"))
 
 
+def data_error_line(data_dir: Path, *overrides: str) -> str:
+    """`train.py` on the data in `data_dir` (run dir `data_dir/run`): must fail with exit
+    status 2 and exactly one stderr line, which is returned."""
+    result = run_script(
+        "train.py", f"paths.data_dir={data_dir}", *overrides, f"hydra.run.dir={data_dir}/run", cwd=PROJECT_DIR
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    return line
+
+
 def test_offline_without_a_copy_names_the_url_and_the_folder(tmp_path):
     with socket.socket() as probe:  # a loopback port that nothing listens on
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/"
-    result = run_script(
-        "train.py",
-        "dataset=mnist",
-        f"paths.data_dir={tmp_path}",
-        f"dataset.mirrors=[{dead}]",
-        f"hydra.run.dir={tmp_path}/run",
-        cwd=PROJECT_DIR,
-    )
-    assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
+    line = data_error_line(tmp_path, "dataset=mnist", f"dataset.mirrors=[{dead}]")
     assert line.startswith("error: cannot get train-images-idx3-ubyte.gz")
     assert f"Download {dead}train-images-idx3-ubyte.gz yourself and put it in {tmp_path}/mnist/" in line
 
@@ -226,15 +228,7 @@ HAND_PLACED = {
 @pytest.mark.parametrize(("dataset", "place", "culprit"), HAND_PLACED.values(), ids=HAND_PLACED)
 def test_hand_placed_file_with_other_content_is_one_line_before_training(tmp_path, dataset, place, culprit):
     place(tmp_path)  # random content: never the canonical MD5
-    result = run_script(
-        "train.py",
-        f"dataset={dataset}",
-        f"paths.data_dir={tmp_path}",
-        f"hydra.run.dir={tmp_path}/run",
-        cwd=PROJECT_DIR,
-    )
-    assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
+    line = data_error_line(tmp_path, f"dataset={dataset}")
     assert line.startswith(f"error: {tmp_path / culprit} is not the canonical file: MD5 "), line
     assert ", expected " in line and "Replace it with " in line
     assert not (tmp_path / "run" / "checkpoints").exists()

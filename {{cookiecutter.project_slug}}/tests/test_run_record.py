@@ -58,10 +58,6 @@ def test_same_config_and_seed_give_bit_identical_metrics(tmp_path):
     assert (first / "csv" / "metrics.csv").read_bytes() == (second / "csv" / "metrics.csv").read_bytes()
 
 
-requires_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-
-
-@requires_git
 @pytest.mark.parametrize("code", ["dirty-repo", "not-a-repo", "git-missing"])
 def test_run_dir_records_config_versions_and_git_state(tmp_path, code):
     project = Path(shutil.copytree(PROJECT_DIR, tmp_path / "project", ignore=not_copied))
@@ -147,7 +143,6 @@ TREES = {
 }
 
 
-@requires_git
 @pytest.mark.parametrize(("change", "dirty", "untracked"), TREES.values(), ids=TREES)
 def test_patch_restores_the_dirty_tree_on_its_commit(tmp_path, change, dirty, untracked):
     repo = committed_repo(tmp_path / "repo", {"a.py": "a = 1\n", "b.py": "b = 1\n"})
@@ -166,7 +161,6 @@ def test_patch_restores_the_dirty_tree_on_its_commit(tmp_path, change, dirty, un
         }
 
 
-@requires_git
 def test_repo_without_a_commit_is_recorded_not_fatal(tmp_path):
     (tmp_path / "repo").mkdir()
     git(tmp_path / "repo", "init", "-q")
