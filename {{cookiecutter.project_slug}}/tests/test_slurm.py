@@ -25,7 +25,7 @@ TRAINING = ("trainer.max_epochs=3", "dataset.batch_size=32", "hydra.launcher.cpu
 # Slow enough that a signal sent when epoch 0 is saved lands mid-training (about 4 s remain).
 SLOW = ("+callbacks.slow._target_=kill_switch.SlowBatches", "+callbacks.slow.seconds=0.05")
 SAME_RESULT = ("val/acc_best", "test/acc", "test/loss", "epoch", "global_step")
-TIMEOUT_SECONDS = 600
+TIMEOUT_SECONDS = 300  # generous: the whole file takes about 2 minutes
 
 
 def unavailable(reason: str) -> None:
@@ -73,7 +73,11 @@ def multirun(sweep_dir: Path, *overrides: str, env: dict[str, str]) -> subproces
 
 
 def finished(launcher: subprocess.Popen, sweep_dir: Path) -> None:
-    launcher.wait(timeout=TIMEOUT_SECONDS)
+    try:
+        launcher.wait(timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        launcher.kill()  # submitit waits for a result file that a lost job never writes
+        launcher.wait()
     assert launcher.returncode == 0, sweep_dir.with_suffix(".log").read_text()[-3000:]
 
 
@@ -98,8 +102,13 @@ def test_two_job_multirun_runs_as_a_slurm_job_array_and_writes_both_metrics(two_
 
 
 def wait_for(condition, what: str, launcher: subprocess.Popen) -> None:
+    deadline = time.monotonic() + TIMEOUT_SECONDS
     while not condition():
         assert launcher.poll() is None, f"the multirun ended before {what}"
+        if time.monotonic() > deadline:
+            launcher.kill()
+            launcher.wait()
+            pytest.fail(f"no sign that {what} after {TIMEOUT_SECONDS} s")
         time.sleep(0.05)
 
 
