@@ -26,6 +26,7 @@ EXPECTED_FILES = {
     "eval.py",
     "benchmarks/digits_models.py",
     "benchmarks/config_errors.py",
+    "benchmarks/parallel_sweep.py",
     "configs/config.yaml",
     "configs/eval.yaml",
     "configs/dataset/digits.yaml",
@@ -56,6 +57,7 @@ EXPECTED_FILES = {
     "configs/paths/default.yaml",
     "configs/hydra/default.yaml",
     "configs/hydra/launcher/slurm.yaml",
+    "configs/hydra/launcher/joblib.yaml",
     "src/PKG/__init__.py",
     "src/PKG/cli.py",
     "src/PKG/agent_args.py",
@@ -70,6 +72,8 @@ EXPECTED_FILES = {
     "src/PKG/evaluation.py",
     "src/PKG/run_dirs.py",
     "src/PKG/slurm.py",
+    "src/PKG/parallel_jobs.py",
+    "src/hydra_plugins/PKG_launcher.py",
     "src/PKG/data/__init__.py",
     "src/PKG/data/base.py",
     "src/PKG/data/in_memory.py",
@@ -90,12 +94,14 @@ EXPECTED_FILES = {
     "src/PKG/utils/report.py",
     "src/PKG/utils/fault_tolerance.py",
     "src/PKG/utils/run_record.py",
+    "src/PKG/utils/threads.py",
     "tests/conftest.py",
     "tests/test_configs.py",
     "tests/test_models.py",
     "tests/test_training.py",
     "tests/test_wandb.py",
     "tests/test_sweeps.py",
+    "tests/test_parallel_jobs.py",
     "tests/wandb_records.py",
     "tests/fake_data.py",
     "tests/test_checkpoints.py",
@@ -117,7 +123,8 @@ class Rendered:
 
     @property
     def package(self) -> str:
-        return next((self.project / "src").iterdir()).name
+        # src/ also holds hydra_plugins/, where Hydra looks for the project's launcher.
+        return next(path.name for path in (self.project / "src").iterdir() if path.name != "hydra_plugins")
 
 
 @pytest.fixture(scope="module", params=ANSWER_SETS, ids=str)

@@ -116,6 +116,7 @@ PRECISION = one_of(
 RULES: dict[str, Rule] = {
     "seed": Rule("an integer from 0 to 2**32 - 1", lambda v: is_integer(v) and 0 <= v < 2**32),
     "ckpt_path": NULL | TEXT,
+    "threads": NULL | integer(1),
     "test": BOOLEAN,
     "nonfinite_loss": one_of("stop", "skip"),
     "speed.compile": BOOLEAN,

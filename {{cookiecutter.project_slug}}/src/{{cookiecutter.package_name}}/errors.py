@@ -57,6 +57,10 @@ class Interrupted(RunError):
         self.signum = signum
         self.exit_status = 128 + signum
 
+    def __reduce__(self) -> tuple[type[Interrupted], tuple[int, str]]:
+        # Pickled with both arguments: a job in a worker process returns it to the launcher.
+        return type(self), (self.signum, str(self))
+
 
 @contextmanager
 def signals_interrupt(message: str) -> Iterator[None]:

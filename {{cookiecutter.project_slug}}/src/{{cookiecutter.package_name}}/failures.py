@@ -22,7 +22,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +50,13 @@ from .errors import ConfigError, Interrupted, RunError
 from .slurm import requeued_on_preemption
 
 log = logging.getLogger(__name__)
+
+# configs/hydra/launcher/joblib.yaml replaces the joblib plugin's option of the same name and
+# repeats all its fields: Hydra's deprecated check of such a file against the plugin's schema has
+# nothing to say. (Set on import, which joblib's workers do before they compose a job's config.)
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/joblib' is validated against ConfigStore schema"
+)
 
 
 def exit_with(error: RunError) -> NoReturn:
@@ -160,7 +169,10 @@ def checked_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
                 check_config(cfg)
                 return task(cfg)
         except RunError as error:
-            if not in_multirun() or isinstance(error, Interrupted):
+            # An interruption ends the process (a SLURM job too, so that submitit records no
+            # result and waits for the requeued job), except in a joblib worker: there it goes
+            # back to the launcher, which ends the multirun (parallel_jobs.py).
+            if not in_multirun() or (isinstance(error, Interrupted) and not MULTIRUN.in_worker):
                 exit_with(error)
             log.error("error: %s", error)
             raise
@@ -208,12 +220,56 @@ class Multirun:
     new_dirs: list[Path] = field(default_factory=list)
     jobs: int = 0
     failed: list[FailedJob] = field(default_factory=list)
+    ended: set[int] = field(default_factory=set)
+    # True in a worker process of a parallel launcher, whose launcher collects the jobs' returns.
+    in_worker: bool = False
 
     def start(self, sweep_dir: Path, shared_overrides: list[str]) -> None:
         self.sweep_dir, self.shared_overrides, self.jobs, self.failed = sweep_dir, shared_overrides, 0, []
+        self.ended = set()
         self.new_dirs = [
             path for path in (sweep_dir.absolute(), *sweep_dir.absolute().parents) if not path.exists()
         ]
+
+    def job_ended(self, number: int, job_return: JobReturn) -> None:
+        """Count a job and note it if it failed, once, whoever reports it: the job's own callback,
+        or a launcher that got the job's return from another process (`parallel_jobs.py`)."""
+        if number in self.ended:
+            return
+        self.ended.add(number)
+        self.jobs += 1
+        if job_return.status != JobStatus.FAILED:
+            return
+        error = job_return._return_value  # reading `return_value` would raise it
+        overrides = list(job_return.overrides or [])
+        swept = [override for override in overrides if override not in self.shared_overrides]
+        if isinstance(error, RunError):
+            reason = str(error)
+        else:  # a bug, most likely: `checked_job` logged its traceback in the job's log
+            first_line = next(iter(str(error).splitlines()), "")
+            reason = f"{type(error).__name__}: {first_line} (traceback in the job's log)"
+        self.failed.append(FailedJob(number, swept or overrides, reason))
+
+    def end_interrupted(self, signum: int, aborted: bool = False) -> NoReturn:
+        """Exit with 128 + `signum` after a stop signal reached the jobs of a parallel multirun,
+        the last lines listing each job that did not finish: what it saved, how to resume it."""
+        name = signal.Signals(signum).name
+        if aborted:
+            print(
+                f"error: multirun aborted by {name}: running jobs saved nothing new; "
+                f"every job's dir is in {self.sweep_dir}",
+                file=sys.stderr,
+            )
+            raise SystemExit(128 + signum)
+        finished = self.jobs - len(self.failed)
+        print(
+            f"error: multirun stopped by {name}: {finished} of {self.jobs} jobs finished, "
+            f"the others are listed below; job dirs are in {self.sweep_dir}",
+            file=sys.stderr,
+        )
+        for job in sorted(self.failed, key=lambda job: job.number):
+            print(f"error: job {job.number} ({' '.join(job.overrides)}): {job.reason}", file=sys.stderr)
+        raise SystemExit(128 + signum)
 
     def end_with_failures(self) -> NoReturn:
         """Exit with status 1, the last lines of the output listing the failed jobs, one each."""
@@ -249,19 +305,13 @@ class ReportFailedJobs(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        MULTIRUN.jobs += 1
-        if job_return.status != JobStatus.FAILED:
-            return
+        MULTIRUN.job_ended(config.hydra.job.num, job_return)
         error = job_return._return_value  # reading `return_value` would raise it
-        overrides = list(job_return.overrides or [])
-        swept = [override for override in overrides if override not in MULTIRUN.shared_overrides]
-        if isinstance(error, RunError):
-            reason = str(error)
-        else:  # a bug, most likely: `checked_job` logged its traceback in the job's log
-            first_line = next(iter(str(error).splitlines()), "")
-            reason = f"{type(error).__name__}: {first_line} (traceback in the job's log)"
-        MULTIRUN.failed.append(FailedJob(config.hydra.job.num, swept or overrides, reason))
-        if isinstance(error, ConfigError) and fails_check(job_return.cfg):
+        if (
+            job_return.status == JobStatus.FAILED
+            and isinstance(error, ConfigError)
+            and fails_check(job_return.cfg)
+        ):
             remove_job_dir(Path(config.hydra.runtime.output_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

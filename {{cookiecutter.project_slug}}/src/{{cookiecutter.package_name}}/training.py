@@ -28,6 +28,7 @@ from .utils.fault_tolerance import ExactResume, StopOnSignal
 from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
 from .utils.run_record import write_run_record
+from .utils.threads import use_thread_share
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ def start_job(cfg: DictConfig) -> tuple[Path, pl.LightningDataModule]:
     (downloads run once, on global rank 0) before any logger starts; return both."""
     out_dir = run_dir()
     log.info("Run dir: %s\nConfig:\n%s", out_dir, OmegaConf.to_yaml(cfg, resolve=True))
-    rank_zero_only(write_run_record)(cfg, out_dir)  # first, so a failed run has it too
+    threads = use_thread_share(cfg)
+    rank_zero_only(write_run_record)(cfg, out_dir, threads)  # first, so a failed run has it too
     pl.seed_everything(cfg.seed, workers=True)
     datamodule: pl.LightningDataModule = instantiate(cfg.dataset)
     rank_zero_only(datamodule.prepare_data)()

@@ -40,14 +40,18 @@ PACKAGES = (
     "numpy",
     "scikit-learn",
 )
+# Environment variables that change what a run does or where: which GPUs it saw, its threads,
+# the W&B sweep and run an agent started it for.
+RECORDED_VARIABLES = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "WANDB_SWEEP_ID", "WANDB_RUN_ID")
 # More untracked files than this are counted, not listed.
 MAX_UNTRACKED_LISTED = 100
 GIT_TIMEOUT_SECONDS = 60
 
 
-def write_run_record(cfg: DictConfig, out_dir: Path) -> Path:
+def write_run_record(cfg: DictConfig, out_dir: Path, threads: dict[str, Any] | None = None) -> Path:
     """Write record/ into `out_dir` and return its path. A run resumed in its own dir keeps the
-    record of its start and adds record/resume-<n>/ for each resume (the code may have changed)."""
+    record of its start and adds record/resume-<n>/ for each resume (the code may have changed).
+    `threads` is what `utils.threads.use_thread_share` set."""
     record_dir = out_dir / RECORD_DIR
     if (record_dir / ENVIRONMENT_FILE).exists():
         record_dir /= f"resume-{len(list(record_dir.glob('resume-*'))) + 1}"
@@ -58,6 +62,8 @@ def write_run_record(cfg: DictConfig, out_dir: Path) -> Path:
         "platform": platform.platform(),
         "packages": package_versions(),
         "cuda": cuda_version(),
+        "threads": threads,
+        "variables": {name: os.environ.get(name) for name in RECORDED_VARIABLES},
         "git": git_state(code_dir(), record_dir / PATCH_FILE),
     }
     (record_dir / ENVIRONMENT_FILE).write_text(yaml.safe_dump(environment, sort_keys=False))

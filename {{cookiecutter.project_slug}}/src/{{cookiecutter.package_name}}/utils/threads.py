@@ -1,0 +1,86 @@
+"""How many CPU threads a job's torch ops use: its share of the cores, or what you set.
+
+Several training processes on one machine (a joblib multirun, DDP on CPU, both) each start
+with torch's default of one intra-op thread per core; on a loaded machine those threads spin-wait
+for each other and a small model trains several times slower than with one thread per process.
+So each job sets `torch.set_num_threads` before training, first of these that applies:
+
+1. `threads=<n>` in the config (it is recorded with the run, so `rerun` repeats it);
+2. `OMP_NUM_THREADS`, if you set it for the command;
+3. auto (`threads: null`): the cores this process may run on (`os.sched_getaffinity`) divided by
+   the processes training at once on this machine: `hydra.launcher.n_jobs` of a joblib multirun
+   times the DDP processes of a job that runs on CPU (`trainer.devices`), at least 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+JOBLIB_LAUNCHERS = ("JoblibLauncher",)
+
+
+def available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def parallel_jobs(launcher: DictConfig | None) -> int:
+    """Jobs a multirun's launcher runs at once on this machine (joblib's n_jobs; -1 is every core)."""
+    if launcher is None or not str(launcher.get("_target_", "")).endswith(JOBLIB_LAUNCHERS):
+        return 1
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    return n_jobs if n_jobs > 0 else max(available_cores() + 1 + n_jobs, 1)
+
+
+def processes_per_job(trainer: DictConfig | None) -> int:
+    """Training processes one job starts on this machine: its devices when it runs DDP on CPU."""
+    if trainer is None or not runs_on_cpu(str(trainer.get("accelerator", "auto"))):
+        return 1
+    devices = str(trainer.get("devices", 1))
+    return int(devices) if devices.isdigit() and int(devices) > 0 else 1
+
+
+def runs_on_cpu(accelerator: str) -> bool:
+    if accelerator != "auto":
+        return accelerator == "cpu"
+    import torch
+
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
+
+
+def thread_share(cfg: DictConfig, launcher: DictConfig | None) -> tuple[int, str]:
+    """The intra-op threads for this job, and where the number comes from."""
+    if (threads := cfg.get("threads")) is not None:
+        return int(threads), f"threads={threads}"
+    if (variable := os.environ.get("OMP_NUM_THREADS", "")).isdigit() and int(variable) > 0:
+        return int(variable), f"OMP_NUM_THREADS={variable}"
+    cores, jobs, per_job = available_cores(), parallel_jobs(launcher), processes_per_job(cfg.get("trainer"))
+    share = max(cores // (jobs * per_job), 1)
+    return share, f"auto: {cores} cores / ({jobs} parallel jobs x {per_job} processes each)"
+
+
+def multirun_launcher() -> DictConfig | None:
+    """The launcher config of the multirun this job belongs to; None for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return HydraConfig.get().launcher
+
+
+def use_thread_share(cfg: DictConfig) -> dict[str, Any]:
+    """Set torch's intra-op threads to this job's share; return what was set, for the run record."""
+    import torch
+
+    threads, source = thread_share(cfg, multirun_launcher())
+    torch.set_num_threads(threads)
+    log.info("Threads: %d (%s)", threads, source)
+    return {"torch": torch.get_num_threads(), "source": source}
