@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,11 @@ from .run_dirs import last_checkpoint
 log = logging.getLogger(__name__)
 
 REQUEUE_TIMEOUT_SECONDS = 60
+
+# Lightning warns on every run outside SLURM on a machine with SLURM's tools (a login node, a
+# workstation with slurm-client) that `srun` is not used. Jobs here reach SLURM through the
+# submitit launcher, which does use srun; a run outside SLURM is not a mistake.
+warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 
 
 def slurm_job_id() -> str | None:
