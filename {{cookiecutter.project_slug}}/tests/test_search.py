@@ -102,17 +102,23 @@ def checkpoint(trial: optuna.trial.FrozenTrial) -> Path:
 
 
 def wait_for_a_finished_and_a_training_trial(runner: subprocess.Popen, root: Path) -> None:
-    """Until the study has a complete trial, and a running one that has saved an epoch."""
+    """Until the study has a complete trial, and a running one that saved its first epochs of
+    many (so that the signal surely comes before its end)."""
     deadline = time.monotonic() + 600
     while True:
         assert runner.poll() is None and time.monotonic() < deadline, "no trial finished"
         if any(root.glob("logs/searches/*/trial-*.log")):  # the study exists: trials started
             trials = load_study(root).get_trials()
-            running = [trial for trial in trials if trial.state == States.RUNNING]
-            saved = any(checkpoint(trial).is_file() for trial in running)
-            if saved and any(trial.state == States.COMPLETE for trial in trials):
+            early = [
+                trial
+                for trial in trials
+                if trial.state == States.RUNNING
+                and 1 <= len(trial.intermediate_values) <= 2
+                and checkpoint(trial).is_file()
+            ]
+            if early and any(trial.state == States.COMPLETE for trial in trials):
                 return
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trials(tmp_path):

@@ -69,8 +69,9 @@ SEARCH_GROUP = "hparams_search"
 INSTALL_HINT = "pip install -e '.[optuna]'"
 STUDY_FILE = "study.db"
 RESULTS_FILE = "results.json"
-# How a training process finds its trial, for pruning (utils/pruning.py).
+# How a training process finds its trial and the pruner, for pruning (utils/pruning.py).
 STORAGE_ENV, STUDY_ENV, TRIAL_ENV = "OPTUNA_STORAGE", "OPTUNA_STUDY", "OPTUNA_TRIAL_ID"
+PRUNER_ENV = "OPTUNA_PRUNER"
 # Trial user attributes: where it runs, how its process ended, and the epoch it was pruned at.
 RUN_DIR, OUTCOME, ERROR, PRUNED_AT, SURPLUS = "run_dir", "outcome", "error", "pruned_at_epoch", "surplus"
 SEARCH_KEYS = {"study_name", "n_trials", "sampler", "pruner", "params", "enqueue_trials", "heartbeat_seconds"}
@@ -221,7 +222,7 @@ def build_sampler(spec: SearchSpec) -> optuna.samplers.BaseSampler:
 
 def build_pruner(settings: dict[str, Any] | None, where: str) -> optuna.pruners.BasePruner:
     """The pruner from `{type: median|..., <its arguments>}`; null for none. The training
-    process builds the same one from the copy kept in the study (utils/pruning.py)."""
+    process builds the same one from $OPTUNA_PRUNER (utils/pruning.py)."""
     import optuna.pruners
 
     settings = dict(settings or {"type": "none"})
@@ -395,7 +396,12 @@ class Search:
         params = [f"{key}={override_value(value)}" for key, value in trial.params.items()]
         command = [sys.executable, "train.py", *self.overrides, *hydra_overrides(params)]
         command = resumed_or_fresh(command, trial_dir)
-        env = {STORAGE_ENV: self.url, STUDY_ENV: self.study.study_name, TRIAL_ENV: str(trial._trial_id)}
+        env = {
+            STORAGE_ENV: self.url,
+            STUDY_ENV: self.study.study_name,
+            TRIAL_ENV: str(trial._trial_id),
+            PRUNER_ENV: json.dumps(self.spec.raw.get("pruner")),
+        }
         print(f"[{name}] {' '.join(command)}", flush=True)
         with self.heartbeat(trial):
             state, metrics, seconds = run_trial(command, trial_dir, forwarder, env)
@@ -403,32 +409,46 @@ class Search:
         trial.set_user_attr("seconds", round(seconds, 1))
         value, pruned_at = metrics.get(self.metric), self.frozen(trial).user_attrs.get(PRUNED_AT)
         if state == FINISHED and pruned_at is not None:
-            self.study.tell(trial, state=TrialState.PRUNED)
+            self.tell(trial, state=TrialState.PRUNED)
             state = f"pruned at epoch {pruned_at}"
         elif state == FINISHED and isinstance(value, float) and math.isfinite(value):
-            self.study.tell(trial, value)
+            self.tell(trial, value)
         else:
             error = last_error_line(Path(f"{trial_dir}.log")) or state
             if state == FINISHED:
                 error = f"metrics.json has no finite {self.metric}"
             trial.set_user_attr(ERROR, error)
-            self.study.tell(trial, state=TrialState.FAIL)
-            if state.startswith("interrupted"):
+            if self.tell(trial, state=TrialState.FAIL) and state.startswith("interrupted"):
                 retry_callback()(self.study, self.frozen(trial))  # the same command resumes it
         print(f"[{name}] {state} in {seconds:.1f} s, {self.metric}={value}", flush=True)
         self.save()
+
+    def tell(self, trial: optuna.Trial, value: float | None = None, **state: Any) -> bool:
+        """Record the trial's end; False if another runner had already failed it (its heartbeat
+        stopped long enough, e.g. this machine was suspended): then that runner's retry counts."""
+        import optuna
+
+        try:
+            self.study.tell(trial, value, **state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            print(f"warning: trial {trial.number} was failed by another runner meanwhile", file=sys.stderr)
+            return False
+        return True
 
     @contextmanager
     def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
         """Record the trial's heartbeat while it runs: a runner that vanishes stops it, and the
         next runner fails and retries the trial (optuna.storages.fail_stale_trials)."""
         interval = self.storage.get_heartbeat_interval()
+        if interval is None:
+            yield
+            return
         done = threading.Event()
 
         def beat() -> None:
             while True:
                 self.storage.record_heartbeat(trial._trial_id)
-                if interval is None or done.wait(interval):
+                if done.wait(interval):
                     return
 
         thread = threading.Thread(target=beat, daemon=True)
@@ -484,8 +504,7 @@ def open_study(
     new study is repeatable and two runners never propose the same trials."""
     import optuna
 
-    pruner_settings = spec.raw.get("pruner")
-    pruner = build_pruner(pruner_settings, str(spec.path))
+    pruner = build_pruner(spec.raw.get("pruner"), str(spec.path))
     try:
         study = optuna.create_study(
             storage=storage,
@@ -504,8 +523,6 @@ def open_study(
                 f"{direction}: pass --fresh to start it over"
             ) from None
         return study
-    study.set_user_attr("metric", metric)
-    study.set_user_attr("pruner", pruner_settings)
     for values in enqueued_trials(spec):
         study.enqueue_trial(values)
     return study
@@ -563,6 +580,8 @@ def run(args: argparse.Namespace, forwarder: SignalForwarder) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     name, overrides = split_arguments(args.overrides)
+    if not Path("train.py").is_file():
+        raise UsageError(f"no train.py in {Path.cwd()}: run the search from the project dir")
     spec = load_search(search_file(name))
     for option, value in (("--trials", args.trials), ("--workers", args.workers)):
         if value is not None and value < 1:

@@ -90,7 +90,7 @@ def run_trial(
     reaches it once, through the forwarder. `env` is added to this process's environment."""
     env = {**os.environ, **(env or {}), "TRAIN_RUN_DIR": str(trial_dir)}
     env.setdefault("WANDB_MODE", "offline")
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     with open(f"{trial_dir}.log", "a") as output:
         output.write(f"$ {' '.join(command)}\n")  # one such line per attempt: a resume appends
         output.flush()
@@ -101,7 +101,9 @@ def run_trial(
             returncode = trial.wait()
     seconds = time.monotonic() - started
     metrics_file = trial_dir / METRICS_FILE
-    if returncode == 0 and metrics_file.is_file():
+    written = metrics_file.is_file() and metrics_file.stat().st_mtime >= started_at
+    # A signal that arrives after the trial wrote its metrics.json only cut its exit short.
+    if metrics_file.is_file() and (returncode == 0 or (written and forwarder.signum is not None)):
         return FINISHED, json.loads(metrics_file.read_text()), seconds
     if forwarder.signum is not None:
         return f"interrupted ({signal.Signals(forwarder.signum).name})", {}, seconds
