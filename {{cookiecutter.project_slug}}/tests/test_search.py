@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from {{ cookiecutter.package_name }}.search import (
     open_storage,
     open_study,
 )
-from {{ cookiecutter.package_name }}.trials import SignalForwarder
+from {{ cookiecutter.package_name }}.trials import SignalForwarder, run_trial
 
 RUNNER = "{{ cookiecutter.package_name }}.search"
 BUDGET = ["logger=csv"]
@@ -210,18 +211,30 @@ def test_a_new_trial_that_another_runner_overtook_is_given_up(tmp_path, study_of
     assert counted(trials) == 1
 
 
-def test_a_trial_whose_runner_vanished_is_retried_in_its_run_dir(tmp_path, study_of):
-    search = study_of(search_file(tmp_path), heartbeat_seconds=1)
-    vanished = search.next_trial(n_trials=2, forwarder=SignalForwarder())
-    vanished.set_user_attr(RUN_DIR, str(tmp_path / "trial-000"))
-    (tmp_path / "trial-000").mkdir()
-    search.storage.record_heartbeat(vanished._trial_id)
-    time.sleep(3)  # two missed heartbeats, and no runner tells the trial's end
+RUNNERS = {"runner-vanished": False, "runner-alive": True}
 
-    retry = search.next_trial(n_trials=2, forwarder=SignalForwarder())
-    assert search.study.get_trials()[0].state == States.FAIL
-    assert retry.params == vanished.params and retry.user_attrs[RUN_DIR] == str(tmp_path / "trial-000")
-    assert counted(search.study.get_trials()) == 1
+
+@pytest.mark.parametrize("alive", RUNNERS.values(), ids=RUNNERS)
+def test_a_trial_is_retried_in_its_run_dir_only_once_its_heartbeat_stopped(tmp_path, study_of, alive):
+    search = study_of(search_file(tmp_path), heartbeat_seconds=1)
+    first = search.next_trial(n_trials=2, forwarder=SignalForwarder())
+    first.set_user_attr(RUN_DIR, str(tmp_path / "trial-000"))
+    with search.heartbeat(first):
+        if alive:  # two heartbeat intervals pass while its runner waits for it
+            time.sleep(3)
+            second = search.next_trial(n_trials=2, forwarder=SignalForwarder())
+    if not alive:  # the runner died: no more heartbeats, and nobody tells the trial's end
+        time.sleep(3)
+        second = search.next_trial(n_trials=2, forwarder=SignalForwarder())
+
+    first_now = search.study.get_trials()[0]
+    if alive:
+        assert first_now.state == States.RUNNING and second.params != first.params
+        assert counted(search.study.get_trials()) == 2
+    else:
+        assert first_now.state == States.FAIL and second.params == first.params
+        assert second.user_attrs[RUN_DIR] == str(tmp_path / "trial-000")
+        assert counted(search.study.get_trials()) == 1
 
 
 BAD_SEARCHES = {
@@ -297,3 +310,34 @@ def test_shipped_search_is_valid_and_its_first_trials_lie_in_its_space(name):
     for values in enqueued_trials(spec):
         for key, value in values.items():
             assert space[key]._contains(space[key].to_internal_repr(value)), (key, value)
+
+
+TRIAL_SCRIPT = (
+    "import os, pathlib, sys, time\n"
+    "run_dir = pathlib.Path(os.environ['TRAIN_RUN_DIR'])\n"
+    "run_dir.mkdir()\n"
+    "if sys.argv[1] == 'writes-metrics':\n"
+    "    (run_dir / 'metrics.json').write_text('{\"val/acc\": 0.5}')\n"
+    "(run_dir / 'ready').touch()\n"
+    "time.sleep(600)\n"
+)
+SIGNAL_TIMES = {
+    "after-metrics-json": ("writes-metrics", "finished"),
+    "mid-training": ("-", "interrupted (SIGTERM)"),
+}
+
+
+@pytest.mark.parametrize(("mode", "state"), SIGNAL_TIMES.values(), ids=SIGNAL_TIMES)
+def test_a_signal_marks_a_trial_interrupted_unless_it_had_written_its_metrics(tmp_path, mode, state):
+    forwarder, trial_dir, outcome = SignalForwarder(), tmp_path / "trial-000", []
+    command = [sys.executable, "-c", TRIAL_SCRIPT, mode]
+    worker = threading.Thread(target=lambda: outcome.append(run_trial(command, trial_dir, forwarder)))
+    worker.start()
+    deadline = time.monotonic() + 600
+    while not (trial_dir / "ready").is_file():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with forwarder.active():
+        os.kill(os.getpid(), signal.SIGTERM)  # to the runner, which passes it on
+        worker.join()
+    assert outcome[0][0] == state
