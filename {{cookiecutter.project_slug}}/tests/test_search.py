@@ -176,7 +176,8 @@ def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trial
         (retry,) = [other for other in done if other.system_attrs.get("failed_trial") == trial.number]
         run_dir = Path(trial.user_attrs[RUN_DIR])
         assert retry.params == trial.params and retry.user_attrs[RUN_DIR] == str(run_dir)
-        resumed = f"resume={run_dir}" in Path(f"{run_dir}.log").read_text()
+        attempts = [line for line in Path(f"{run_dir}.log").read_text().splitlines() if line.startswith("$ ")]
+        resumed = attempts[-1].endswith(f" resume={run_dir}")
         assert resumed == (trial.number in saved)  # else it started over: it had saved nothing
         assert metrics_of(retry)["epoch"] == epochs and retry.value == metrics_of(retry)["val/acc"]
 

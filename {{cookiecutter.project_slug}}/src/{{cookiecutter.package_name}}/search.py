@@ -591,14 +591,15 @@ def run(args: argparse.Namespace, forwarder: SignalForwarder) -> int:
     study_id = study_name(spec, overrides)
     directory = Path(os.environ.get("PROJECT_ROOT", "."), "logs", "searches", study_id).absolute()
     url = args.storage or f"sqlite:///{directory / STUDY_FILE}"
-    if args.fresh:
-        if directory.exists():
-            print(f"Earlier trials moved to {set_aside(directory)}")
-        if args.storage:
-            with suppress(KeyError):  # no such study yet
-                optuna.delete_study(study_name=study_id, storage=open_storage(url))
+    if args.fresh and directory.exists():
+        print(f"Earlier trials moved to {set_aside(directory)}")
+    if not args.storage:
+        directory.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(url, spec.raw.get("heartbeat_seconds", HEARTBEAT_SECONDS))  # before any dir
+    if args.fresh and args.storage:
+        with suppress(KeyError):  # no such study yet
+            optuna.delete_study(study_name=study_id, storage=storage)
     with lock(directory, shared=True):
-        storage = open_storage(url, spec.raw.get("heartbeat_seconds", HEARTBEAT_SECONDS))
         study = open_study(storage, study_id, spec, direction, metric)
         search = Search(study, storage, spec, overrides, directory, url, metric)
         n_trials = args.trials or spec.n_trials

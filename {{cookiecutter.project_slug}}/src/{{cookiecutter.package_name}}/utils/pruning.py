@@ -1,4 +1,4 @@
-"""Pruning for a training that is a trial of an Optuna search (`python -m {{ cookiecutter.package_name }}.search`).
+"""Pruning for a training that is a trial of an Optuna search (`search.py`).
 
 The search runner names the trial and the pruner in the environment (storage URL, study, trial
 id, pruner settings). The training then reports `monitor.metric` to that trial after every
