@@ -11,12 +11,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
 import yaml
 from conftest import CONFIG_DIR, PROJECT_DIR, options, run_script, script_env
 
+from {{ cookiecutter.package_name }}.errors import RunError
 from {{ cookiecutter.package_name }}.search import (
     PRUNED_AT,
     RUN_DIR,
@@ -31,6 +33,7 @@ from {{ cookiecutter.package_name }}.search import (
     open_study,
 )
 from {{ cookiecutter.package_name }}.trials import SignalForwarder, run_trial
+from {{ cookiecutter.package_name }}.utils.pruning import ReportToTrial
 
 RUNNER = "{{ cookiecutter.package_name }}.search"
 BUDGET = ["logger=csv"]
@@ -342,3 +345,15 @@ def test_a_signal_marks_a_trial_interrupted_unless_it_had_written_its_metrics(tm
         os.kill(os.getpid(), signal.SIGTERM)  # to the runner, which passes it on
         worker.join()
     assert outcome[0][0] == state
+
+
+def test_a_training_whose_trial_was_ended_meanwhile_stops(tmp_path, study_of):
+    """An orphan of a runner that died: its trial was failed and queued again elsewhere."""
+    search = study_of(search_file(tmp_path))
+    trial = search.next_trial(n_trials=1, forwarder=SignalForwarder())
+    search.study.tell(trial, state=States.FAIL)
+    trainer = SimpleNamespace(
+        sanity_checking=False, callback_metrics={"val/acc": 0.5}, current_epoch=3, is_global_zero=True
+    )
+    with pytest.raises(RunError, match="trial 0 was ended by the search meanwhile"):
+        ReportToTrial(trial, "val/acc", PRUNED_AT).on_validation_end(trainer, None)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 
+from ..errors import RunError
+
 if TYPE_CHECKING:
     import optuna
 
@@ -45,10 +47,20 @@ class ReportToTrial(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
             return
+        import optuna
+
         epoch = trainer.current_epoch
         prune = False
         if trainer.is_global_zero:
-            self.trial.report(float(trainer.callback_metrics[self.metric]), step=epoch)
+            try:
+                self.trial.report(float(trainer.callback_metrics[self.metric]), step=epoch)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Its runner died and another one failed it and queued it again: the retry
+                # resumes this run dir, so this orphan must not go on writing to it.
+                raise RunError(
+                    f"trial {self.trial.number} was ended by the search meanwhile (its runner "
+                    "stopped): stopping; the search retries it"
+                ) from None
             prune = self.trial.should_prune()
         if trainer.strategy.broadcast(prune, src=0):  # every rank stops, or none
             if trainer.is_global_zero:
