@@ -29,6 +29,7 @@ from {{ cookiecutter.package_name }}.search import (
     distributions,
     enqueued_trials,
     load_search,
+    main,
     open_storage,
     open_study,
 )
@@ -277,20 +278,15 @@ BAD_SEARCHES = {
 
 
 @pytest.mark.parametrize(("settings", "overrides", "message"), BAD_SEARCHES.values(), ids=BAD_SEARCHES)
-def test_bad_search_is_one_line_before_any_trial(tmp_path, settings, overrides, message):
+def test_bad_search_is_one_line_before_any_trial(tmp_path, monkeypatch, capsys, settings, overrides, message):
     path = search_file(tmp_path, **settings)
-    result = run_script(
-        "-m",
-        RUNNER,
-        f"hparams_search={path}",
-        *overrides,
-        cwd=PROJECT_DIR,
-        env={"PROJECT_ROOT": str(tmp_path)},
-    )
-    assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
+    monkeypatch.chdir(PROJECT_DIR)
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    assert main([f"hparams_search={path}", *overrides]) == 2
+    output = capsys.readouterr()
+    (line,) = output.err.strip().splitlines()
     assert line.startswith(f"error: {message.format(path=path)}")
-    assert not (tmp_path / "logs").exists() and result.stdout == ""
+    assert not (tmp_path / "logs").exists() and output.out == ""
 
 
 def test_search_names_are_checked_and_train_py_points_to_the_runner(tmp_path):

@@ -27,7 +27,6 @@ from typing import IO, Any
 from .agent_args import is_group
 from .errors import UsageError
 from .paths import config_dir
-from .utils.metrics import METRICS_FILE
 
 LOCK_FILE = "runner.lock"
 FINISHED = "finished"
@@ -88,6 +87,8 @@ def run_trial(
     """Run one trial into `trial_dir` (its output appended to `<trial_dir>.log`); return its
     state, metrics and duration. The trial gets its own session, so a Ctrl-C in the terminal
     reaches it once, through the forwarder. `env` is added to this process's environment."""
+    from .utils.metrics import METRICS_FILE  # imports torch: not for the runners' --help
+
     env = {**os.environ, **(env or {}), "TRAIN_RUN_DIR": str(trial_dir)}
     env.setdefault("WANDB_MODE", "offline")
     started, started_at = time.monotonic(), time.time()
