@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import pytorch_lightning as pl
@@ -58,3 +59,14 @@ class PoisonBatches(pl.Callback):
     ) -> None:
         if trainer.current_epoch == self.epoch and batch_idx in self.batches:
             batch[0].fill_(float("nan"))
+
+
+class SlowBatches(pl.Callback):
+    """Sleep `seconds` after each training batch: slow enough for a signal from outside to land
+    mid-training, whatever the machine's speed, without changing any result."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        time.sleep(self.seconds)

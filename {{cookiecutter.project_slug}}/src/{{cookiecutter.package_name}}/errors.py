@@ -2,7 +2,8 @@
 
 Exit statuses: 2, the user's input cannot work (a config value, a data file, a checkpoint);
 3, training stopped itself (a non-finite loss); 128 + N, stopped by signal N after saving
-`last.ckpt` (130 for Ctrl-C, 143 for SIGTERM), so schedulers and scripts see a failure and retry.
+`last.ckpt` (130 for Ctrl-C, 143 for SIGTERM, 140 for SIGUSR2), so schedulers and scripts see a
+failure and retry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGUSR2: what SLURM sends before a time limit (submitit's `--signal=USR2@...`) or by
+# `scancel --signal=USR2`; inside a SLURM job it also requeues the job (slurm.py). Not on Windows.
+PREEMPTION_SIGNALS = (signal.SIGUSR2,) if hasattr(signal, "SIGUSR2") else ()
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, *PREEMPTION_SIGNALS)
 
 
 class RunError(Exception):

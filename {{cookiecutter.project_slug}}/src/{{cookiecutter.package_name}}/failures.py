@@ -5,7 +5,8 @@
   key and the nearest valid ones, exit status 2. `HYDRA_FULL_ERROR=1` shows Hydra's own report.
 - `checked_job` wraps a task function: `check_config`, then the task. A `RunError` ends a single
   run with its line and exit status. In a multirun it fails only its own job (the other jobs
-  still run), except `Interrupted`, which stops the whole multirun with its exit status.
+  still run), except `Interrupted`, which stops the whole multirun with its exit status (in a
+  SLURM job, SIGUSR2 requeues the job first: slurm.py).
 - Two Hydra callbacks, listed under `hydra.callbacks` in configs/hydra/default.yaml:
   `CheckBeforeRunDir` checks a single run's config before Hydra creates the run dir, so a bad
   value leaves nothing behind; `ReportFailedJobs` collects a multirun's failed jobs, which end
@@ -44,6 +45,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from .config_checks import check_config
 from .errors import ConfigError, Interrupted, RunError
+from .slurm import requeued_on_preemption
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +156,9 @@ def checked_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
     @functools.wraps(task)
     def job(cfg: DictConfig) -> Any:
         try:
-            check_config(cfg)
-            return task(cfg)
+            with requeued_on_preemption():  # in a SLURM job; see slurm.py
+                check_config(cfg)
+                return task(cfg)
         except RunError as error:
             if not in_multirun() or isinstance(error, Interrupted):
                 exit_with(error)

@@ -61,9 +61,15 @@ def run_dir_overrides(args: list[str]) -> list[str]:
     overrides = [item for item in saved_overrides(run_dir) if override_key(item) not in given_keys]
     if key == "rerun":
         return [*overrides, *given]
-    last = run_dir / "checkpoints" / "last.ckpt"
-    start = [f"ckpt_path={last}"] if last.is_file() else []
+    last = last_checkpoint(run_dir)
+    start = [f"ckpt_path={last}"] if last else []
     return [*overrides, *given, f"hydra.run.dir={run_dir}", *start]
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a run in `run_dir` goes on from (`resume`, a requeued SLURM job), if it saved one."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
 
 
 def code_change_warning(run_dir: Path) -> str | None:

@@ -22,6 +22,7 @@ from .checkpoints import CheckpointFiles, load_checkpoint
 from .errors import Diverged, Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .paths import run_dir
+from .slurm import lightning_plugins, resume_after_requeue
 from .utils.callbacks import build_callbacks
 from .utils.fault_tolerance import ExactResume, StopOnSignal
 from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
@@ -60,8 +61,9 @@ def build_classifier(cfg: DictConfig) -> Classifier:
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     """The trainer from `cfg.trainer`; a progress bar only when stderr is a terminal, unless set;
     mixed precision when `speed.mixed_precision` is on and a GPU is there; checkpoints written
-    atomically and read safely (`checkpoints.CheckpointFiles`)."""
-    kwargs.setdefault("plugins", [CheckpointFiles()])
+    atomically and read safely (`checkpoints.CheckpointFiles`); in a SLURM job step, Lightning's
+    own requeue turned off (slurm.py)."""
+    kwargs.setdefault("plugins", [CheckpointFiles(), *lightning_plugins()])
     if cfg.trainer.get("enable_progress_bar") is None:
         kwargs["enable_progress_bar"] = sys.stderr.isatty()
     if cfg.get("speed", {}).get("mixed_precision") and torch.cuda.is_available():
@@ -102,6 +104,7 @@ def run_info(model: pl.LightningModule) -> dict[str, Any]:
 
 
 def run_training(cfg: DictConfig) -> dict[str, float]:
+    resume_after_requeue(cfg, run_dir())  # a SLURM job started again goes on from its last.ckpt
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path, mmap=True)  # refuse an unsafe or broken file before any work
     with signals_interrupt("stopped by {signal} before training started; nothing saved"):

@@ -8,6 +8,7 @@ checkpoint continues the W&B run that wrote it. `logger=csv` and `~logger` never
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import netrc
 import os
@@ -132,5 +133,16 @@ def wandb_run_finished() -> Iterator[None]:
 
 def finish_wandb(exit_code: int) -> None:
     wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
+    if wandb is None or wandb.run is None:
+        return
+    try:
         wandb.finish(exit_code=exit_code)
+    except OSError as error:
+        # SLURM signals every process of a job: wandb's service process quits on SIGTERM
+        # (wandb/wandb#9963), so a job stopped that way cannot finish its run; what was logged
+        # is kept, and the resumed job continues the same run.
+        if exit_code == 0:
+            raise
+        with contextlib.suppress(OSError):
+            wandb.teardown()  # or its exit hook would print the same error after ours
+        log.warning("W&B: the service process had already stopped (%s); run not marked finished", error)
