@@ -27,6 +27,7 @@ from typing import IO, Any
 from .agent_args import is_group
 from .errors import UsageError
 from .paths import config_dir
+from .run_dirs import last_checkpoint
 
 LOCK_FILE = "runner.lock"
 FINISHED = "finished"
@@ -128,7 +129,7 @@ def stopped_on_error(trial: subprocess.Popen[bytes]) -> Iterator[None]:
 def resumed_or_fresh(command: list[str], trial_dir: Path) -> list[str]:
     """The command that goes on with a trial left unfinished: from its last.ckpt, exactly (as
     `train.py resume=<run dir>` does), or from scratch in an emptied dir if it saved none."""
-    if (trial_dir / "checkpoints" / "last.ckpt").is_file():
+    if last_checkpoint(trial_dir):
         return [*command, f"resume={trial_dir}"]
     if trial_dir.exists():
         shutil.rmtree(trial_dir)
