@@ -44,7 +44,7 @@ def project(tmp_path_factory) -> Path:
 def test_dev_requirements_cover_the_generated_dependencies(project):
     meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     extras = meta["optional-dependencies"]
-    generated = meta["dependencies"] + extras["sweeps"] + extras["slurm"]
+    generated = meta["dependencies"] + extras["sweeps"] + extras["slurm"] + extras["optuna"]
     lines = (TEMPLATE_DIR / "requirements-dev.txt").read_text().splitlines()
     listed = {str(Requirement(line)) for line in lines if line.strip() and not line.startswith("#")}
     assert {str(Requirement(dep)) for dep in generated} <= listed

@@ -168,6 +168,13 @@ def test_auto_share_divides_the_cores_by_the_processes_training_at_once(
     assert threads == max(CORES // processes, 1) and source.startswith(f"auto: {CORES} cores")
 
 
+def test_parallel_trials_of_the_search_runner_share_the_cores(compose_config, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("TRAIN_PARALLEL_JOBS", "2")  # what `search --workers 2` gives each trial
+    threads, source = thread_share(compose_config(), None)
+    assert threads == max(CORES // 2, 1) and "(2 parallel jobs" in source
+
+
 def test_omp_num_threads_set_by_you_beats_the_auto_share(compose_config, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
     launcher = OmegaConf.create({"_target_": "x.JoblibLauncher", "n_jobs": 2})

@@ -334,7 +334,7 @@ def other_sweep_in_dir(sweep_dir: Path) -> None:
 
 
 SWEEP_DIR_CONFLICTS = {
-    "another-runner-holds-it": (hold_sweep_dir, "another sweep runner (pid"),
+    "another-runner-holds-it": (hold_sweep_dir, "another runner (pid"),
     "it-holds-another-sweep": (other_sweep_in_dir, "holds a different sweep"),
 }
 

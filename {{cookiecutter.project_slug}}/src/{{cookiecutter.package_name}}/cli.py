@@ -13,7 +13,7 @@ from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
 from .agent_args import hydra_overrides
-from .errors import RunError, signals_interrupt
+from .errors import RunError, UsageError, signals_interrupt
 from .failures import checked_job, exit_with, hydra_errors_reported
 from .paths import config_dir
 from .run_dirs import run_dir_overrides
@@ -24,9 +24,21 @@ def prepare_process() -> None:
     `resume=<run dir>` / `rerun=<run dir>` into overrides."""
     load_dotenv(find_dotenv(usecwd=True))
     try:
+        refuse_search(sys.argv[1:])
         sys.argv[1:] = run_dir_overrides(hydra_overrides(sys.argv[1:]))
     except RunError as error:
         exit_with(error)
+
+
+def refuse_search(args: list[str]) -> None:
+    """`hparams_search=<name>` is for the search runner, which runs train.py for each trial."""
+    for arg in args:
+        if arg.lstrip("+").partition("=")[0] == "hparams_search":
+            others = " ".join(other for other in args if other != arg)
+            raise UsageError(
+                f"{arg}: a search runs train.py once per trial: "
+                f"python -m {__package__}.search {arg.lstrip('+')}{f' {others}' if others else ''}"
+            )
 
 
 @hydra_errors_reported

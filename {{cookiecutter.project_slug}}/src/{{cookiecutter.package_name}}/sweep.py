@@ -27,45 +27,39 @@ unless WANDB_MODE is set.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
-import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
-from .agent_args import hydra_overrides, is_group
+from .agent_args import is_group
 from .errors import Interrupted, UsageError
-from .paths import config_dir
-from .utils.metrics import METRICS_FILE
+from .trials import (
+    FINISHED,
+    SignalForwarder,
+    check_parameter_names,
+    digest,
+    format_table,
+    lock,
+    rank,
+    resumed_or_fresh,
+    run_trial,
+    set_aside,
+    write_json_atomically,
+)
 
 DEFAULT_COUNT = 10
 INSTALL_HINT = "pip install --no-deps sweeps && pip install -e '.[sweeps]'"
 RESULTS_FILE = "results.json"
-LOCK_FILE = "runner.lock"
-FINISHED = "finished"
 # Trials in these states ran to an end and are kept when a sweep continues; others run again.
 DONE_PREFIXES = (FINISHED, "failed")
-# The Hydra config each program composes, for checking parameter names before any trial.
-PROGRAM_CONFIGS = {"train.py": "config"}
-# Signals that stop the sweep, and what the running trial is sent for each: a hang-up (a closed
-# terminal) must not leave the trial running on its own in its session.
-FORWARDED_SIGNALS = {
-    signal.SIGINT: signal.SIGINT,
-    signal.SIGTERM: signal.SIGTERM,
-    signal.SIGHUP: signal.SIGTERM,
-}
+# The programs whose config the parameter names are checked against before any trial.
+CHECKED_PROGRAMS = ("train.py",)
 
 
 def plain(value: Any) -> Any:
@@ -93,107 +87,8 @@ def agent_command(sweep: dict[str, Any], params: dict[str, Any]) -> list[str]:
     return command
 
 
-def rank(trials: list[dict[str, Any]], metric: str, goal: str) -> list[dict[str, Any]]:
-    """Finished trials best first, then those without the metric (failed) in run order."""
-    scored = [t for t in trials if t["metrics"].get(metric) is not None]
-    scored.sort(key=lambda t: t["metrics"][metric], reverse=goal == "maximize")
-    return scored + [t for t in trials if t not in scored]
-
-
-def format_table(ranked: list[dict[str, Any]], metric: str) -> str:
-    rows = [("rank", "trial", metric, "state", "seconds", "parameters")]
-    for position, trial in enumerate(ranked, start=1):
-        value = trial["metrics"].get(metric)
-        params = " ".join(f"{name}={value}" for name, value in trial["params"].items())
-        shown = f"{value:.4f}" if value is not None else "-"
-        rows.append((str(position), trial["name"], shown, trial["state"], f"{trial['seconds']:.1f}", params))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
-        for row in rows
-    )
-
-
 def is_done(trial: dict[str, Any]) -> bool:
     return trial["state"].startswith(DONE_PREFIXES)
-
-
-class SignalForwarder:
-    """While active, SIGINT/SIGTERM/SIGHUP are remembered (the first one decides the exit status)
-    and passed on to the running trial instead of killing the runner."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._trial: subprocess.Popen[bytes] | None = None
-
-    @contextmanager
-    def active(self) -> Iterator[SignalForwarder]:
-        # A signal ignored on purpose (SIGHUP under nohup, SIGINT in a background job) stays so.
-        previous = {
-            signum: signal.signal(signum, self._handle)
-            for signum in FORWARDED_SIGNALS
-            if signal.getsignal(signum) is not signal.SIG_IGN
-        }
-        try:
-            yield self
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-    @contextmanager
-    def forwarding_to(self, trial: subprocess.Popen[bytes]) -> Iterator[None]:
-        self._trial = trial
-        try:
-            if self.signum is not None:  # arrived while the trial was being started
-                trial.send_signal(FORWARDED_SIGNALS[self.signum])
-            yield
-        finally:
-            self._trial = None
-
-    def _handle(self, signum: int, _: FrameType | None) -> None:
-        if self.signum is None:
-            self.signum = signum
-        if self._trial is not None:
-            self._trial.send_signal(FORWARDED_SIGNALS[signum])
-
-
-def run_trial(
-    command: list[str], trial_dir: Path, forwarder: SignalForwarder
-) -> tuple[str, dict[str, float], float]:
-    """Run one trial into `trial_dir`; return its state, metrics and duration. The trial gets its
-    own session, so a Ctrl-C in the terminal reaches it once, through the forwarder."""
-    env = {**os.environ, "TRAIN_RUN_DIR": str(trial_dir)}
-    env.setdefault("WANDB_MODE", "offline")
-    started = time.monotonic()
-    with open(f"{trial_dir}.log", "a") as output:
-        output.write(f"$ {' '.join(command)}\n")  # one such line per attempt: a resume appends
-        output.flush()
-        trial = subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        with forwarder.forwarding_to(trial), stopped_on_error(trial):
-            returncode = trial.wait()
-    seconds = time.monotonic() - started
-    metrics_file = trial_dir / METRICS_FILE
-    if returncode == 0 and metrics_file.is_file():
-        return FINISHED, json.loads(metrics_file.read_text()), seconds
-    if forwarder.signum is not None:
-        return f"interrupted ({signal.Signals(forwarder.signum).name})", {}, seconds
-    if returncode < 0:
-        return f"failed (killed by {signal.Signals(-returncode).name})", {}, seconds
-    return f"failed (exit {returncode})", {}, seconds
-
-
-@contextmanager
-def stopped_on_error(trial: subprocess.Popen[bytes]) -> Iterator[None]:
-    """If the runner itself fails while a trial runs, stop the trial rather than orphan it."""
-    try:
-        yield
-    except BaseException:
-        if trial.poll() is None:
-            trial.terminate()
-            trial.wait()
-        raise
 
 
 class Sweep:
@@ -230,13 +125,7 @@ class Sweep:
             "sweep": self.spec,
             "overrides": self.overrides,
         }
-        with tempfile.NamedTemporaryFile(
-            "w", dir=self.directory, prefix=f".{RESULTS_FILE}.", delete=False
-        ) as temporary:
-            json.dump(results, temporary, indent=2, default=str)
-            temporary.flush()
-            os.fsync(temporary.fileno())
-        os.replace(temporary.name, self.directory / RESULTS_FILE)
+        write_json_atomically(self.directory / RESULTS_FILE, results)
 
     def past_runs(self) -> list[Any]:
         """The trials so far as the search engine's runs."""
@@ -279,13 +168,9 @@ class Sweep:
 
     def run(self, count: int, forwarder: SignalForwarder) -> None:
         while forwarder.signum is None and (trial := self.next_trial(count)) is not None:
-            # A trial left unfinished by an earlier run resumes where it saved its last.ckpt (as
-            # `train.py resume=<run dir>` does, exactly), or starts over if it saved none.
-            trial_dir, command = self.directory / trial["name"], trial["command"]
-            if (trial_dir / "checkpoints" / "last.ckpt").is_file():
-                command = [*command, f"resume={trial_dir}"]
-            elif trial_dir.exists():
-                shutil.rmtree(trial_dir)
+            # A trial left unfinished by an earlier run resumes where it saved its last.ckpt.
+            trial_dir = self.directory / trial["name"]
+            command = resumed_or_fresh(trial["command"], trial_dir)
             trial["state"] = "running"
             self.save()
             print(f"[{trial['name']}] {' '.join(command)}", flush=True)
@@ -318,54 +203,20 @@ def load_sweep(path: Path, violations: Any) -> dict[str, Any]:
 
 
 def check_parameters(path: Path, sweep: dict[str, Any], overrides: list[str]) -> None:
-    """Refuse, before any trial, what would fail every trial it is in: a parameter that is
-    neither a config key nor a config group, a group option that does not exist, or an override
-    that does not compose. Configs are composed by Hydra, as train.py composes them, and Hydra's
-    errors read as train.py reports them. A key counts if any option of the swept groups has it
-    (`model.num_layers` beside `model: [mlp, alexnet]`)."""
-    config_name = PROGRAM_CONFIGS.get(Path(sweep["program"]).name)
-    if config_name is None:
+    """`trials.check_parameter_names` for a sweep file's parameters, group options rendered as
+    the agent writes them."""
+    if Path(sweep["program"]).name not in CHECKED_PROGRAMS:
         return
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from .failures import hydra_error_line, one_line
-
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-
-        def keys_of(args: list[str], fault: str) -> set[str]:
-            try:
-                cfg = compose(config_name, overrides=hydra_overrides([*overrides, *args]))
-            except Exception as error:
-                raise UsageError(f"{fault}: {hydra_error_line(error) or one_line(str(error))}") from None
-            return set(dotted_keys(OmegaConf.to_container(cfg, resolve=False)))
-
-        keys = keys_of([], "the overrides for every trial")
-        parameters: dict[str, dict[str, Any]] = sweep["parameters"]
-        for name in filter(is_group, parameters):
-            spec = parameters[name]
-            for value in spec.get("values", [spec["value"]] if "value" in spec else []):
-                keys |= keys_of(agent_macros({name: value})["args_no_hyphens"], f"{path}: parameter {name}")
-        for name in parameters:
-            if name not in keys and not is_group(name):
-                raise UsageError(f"{path}: parameter {name}: {unknown_key(name, keys)}")
-
-
-def dotted_keys(node: Any, prefix: str = "") -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield f"{prefix}{key}"
-            yield from dotted_keys(value, f"{prefix}{key}.")
-
-
-def unknown_key(name: str, keys: set[str]) -> str:
-    """`no key optimizer.lrr in the config; did you mean optimizer.lr?`, from the keys beside it."""
-    from .failures import did_you_mean
-
-    parent, _, last = name.rpartition(".")
-    siblings = sorted(key.rpartition(".")[2] for key in keys if key.rpartition(".")[0] == parent)
-    suggestion = did_you_mean(last, siblings, prefix=f"{parent}." if parent else "")
-    return f"no key {name} in the config, nor a group{f';{suggestion}' if suggestion else ''}"
+    parameters: dict[str, dict[str, Any]] = sweep["parameters"]
+    group_options = {
+        name: [
+            agent_macros({name: value})["args_no_hyphens"]
+            for value in spec.get("values", [spec["value"]] if "value" in spec else [])
+        ]
+        for name, spec in parameters.items()
+        if is_group(name)
+    }
+    check_parameter_names(str(path), {name: group_options.get(name, []) for name in parameters}, overrides)
 
 
 def identity(sweep: Any, overrides: Any) -> str:
@@ -377,37 +228,8 @@ def identity(sweep: Any, overrides: Any) -> str:
 def default_sweep_dir(path: Path, sweep: dict[str, Any], overrides: list[str]) -> Path:
     """logs/sweeps/<file>-<hash of its identity>: the same command, the same dir (under
     $PROJECT_ROOT if set, as the trials' own logs)."""
-    digest = hashlib.sha256(identity(sweep, overrides).encode()).hexdigest()[:8]
-    return Path(os.environ.get("PROJECT_ROOT", "."), "logs", "sweeps", f"{path.stem}-{digest}")
-
-
-def lock(directory: Path) -> IO[str]:
-    """Hold the sweep dir until the returned file is closed or the process ends, however it ends."""
-    import fcntl
-
-    directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / LOCK_FILE, "a+")  # noqa: SIM115 (the caller closes it to release)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        raise UsageError(
-            f"another sweep runner (pid {handle.read().strip() or '?'}) is using {directory}: "
-            "wait for it to end, or stop it with Ctrl-C"
-        ) from None
-    handle.truncate(0)
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
-
-
-def set_aside(directory: Path) -> Path:
-    """Move an old sweep dir to a dated sibling, once no runner holds it."""
-    with lock(directory):
-        pass
-    aside = directory.with_name(f"{directory.name}-until-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
-    directory.rename(aside)
-    return aside
+    name = f"{path.stem}-{digest(identity(sweep, overrides))}"
+    return Path(os.environ.get("PROJECT_ROOT", "."), "logs", "sweeps", name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from .utils.callbacks import build_callbacks
 from .utils.fault_tolerance import ExactResume, StopOnSignal
 from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
 from .utils.metrics import scalar_metrics, write_metrics
+from .utils.pruning import search_trial_callbacks
 from .utils.run_record import write_run_record
 from .utils.threads import use_thread_share
 
@@ -119,6 +120,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
     last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
     stop_on_signal = StopOnSignal(last_checkpoint)
     callbacks = [*build_callbacks(cfg), WandbRunIdInCheckpoint(), ExactResume(), stop_on_signal]
+    callbacks += search_trial_callbacks(cfg.monitor.metric)  # none unless a search runs this
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 
     apply_speedups(model, cfg.get("speed"))

@@ -9,7 +9,9 @@ So each job sets `torch.set_num_threads` before training, first of these that ap
 2. `OMP_NUM_THREADS`, if you set it for the command;
 3. auto (`threads: null`): the cores this process may run on (`os.sched_getaffinity`) divided by
    the processes training at once on this machine: `hydra.launcher.n_jobs` of a joblib multirun
-   times the DDP processes of a job that runs on CPU (`trainer.devices`), at least 1.
+   (or `$TRAIN_PARALLEL_JOBS`, which the Optuna runner sets to its `--workers`; set it yourself
+   for several W&B agents on one machine) times the DDP processes of a job that runs on CPU
+   (`trainer.devices`), at least 1.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 JOBLIB_LAUNCHERS = ("JoblibLauncher",)
+PARALLEL_JOBS_ENV = "TRAIN_PARALLEL_JOBS"
 
 
 def available_cores() -> int:
@@ -32,9 +35,11 @@ def available_cores() -> int:
 
 
 def parallel_jobs(launcher: DictConfig | None) -> int:
-    """Jobs a multirun's launcher runs at once on this machine (joblib's n_jobs; -1 is every core)."""
+    """Jobs training at once on this machine: a joblib multirun's n_jobs (-1 is every core), else
+    $TRAIN_PARALLEL_JOBS, else 1."""
     if launcher is None or not str(launcher.get("_target_", "")).endswith(JOBLIB_LAUNCHERS):
-        return 1
+        variable = os.environ.get(PARALLEL_JOBS_ENV, "")
+        return int(variable) if variable.isdigit() and int(variable) > 0 else 1
     n_jobs = int(launcher.get("n_jobs") or 1)
     return n_jobs if n_jobs > 0 else max(available_cores() + 1 + n_jobs, 1)
 
