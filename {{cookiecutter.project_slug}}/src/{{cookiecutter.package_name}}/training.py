@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,10 @@ from .utils.run_record import write_run_record
 from .utils.threads import use_thread_share
 
 log = logging.getLogger(__name__)
+
+# Lightning 2.6 calls a torch.utils._pytree API that torch deprecated: nothing a user can act on,
+# and printed by every process of a parallel or distributed run.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def start_job(cfg: DictConfig) -> tuple[Path, pl.LightningDataModule]:
