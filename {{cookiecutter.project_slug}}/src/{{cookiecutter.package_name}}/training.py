@@ -19,13 +19,14 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .checkpoints import CheckpointFiles, load_checkpoint
+from .distributed import job_launches_children
 from .errors import Diverged, Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
 from .utils.fault_tolerance import ExactResume, StopOnSignal
-from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
-from .utils.metrics import scalar_metrics, write_metrics
+from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, csv_history_from_workers, wandb_run_finished
+from .utils.metrics import FinalProgress, final_progress, scalar_metrics, write_metrics
 from .utils.run_record import write_run_record
 
 log = logging.getLogger(__name__)
@@ -113,20 +114,32 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
     loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
     last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
     stop_on_signal = StopOnSignal(last_checkpoint)
-    callbacks = [*build_callbacks(cfg), WandbRunIdInCheckpoint(), ExactResume(), stop_on_signal]
+    callbacks = [
+        *build_callbacks(cfg),
+        WandbRunIdInCheckpoint(),
+        ExactResume(),
+        stop_on_signal,
+        FinalProgress(),
+    ]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 
     apply_speedups(model, cfg.get("speed"))
-    with wandb_run_finished(), failures_explained(stop_on_signal, last_checkpoint):
+    with (
+        wandb_run_finished(),
+        failures_explained(stop_on_signal, last_checkpoint),
+        job_launches_children(trainer),
+    ):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        progress = final_progress(trainer)
         metrics = scalar_metrics(trainer.callback_metrics)
         # A resumed run with no epoch left to train logs nothing; the best score is in the model.
         metrics.setdefault("val/acc_best", float(model.val_acc_best.max_value))
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
+            csv_history_from_workers(trainer)
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             metrics |= scalar_metrics(trainer.callback_metrics)
-        metrics |= {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
+        metrics |= progress
     if trainer.is_global_zero:
         path = write_metrics(out_dir, metrics)
         summary = ", ".join(
