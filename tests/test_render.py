@@ -49,6 +49,8 @@ EXPECTED_FILES = {
     "configs/trainer/cpu.yaml",
     "configs/trainer/gpu.yaml",
     "configs/trainer/ddp.yaml",
+    "configs/trainer/ddp_cpu.yaml",
+    "configs/trainer/mps.yaml",
     "configs/callbacks/default.yaml",
     "configs/callbacks/none.yaml",
     "configs/logger/wandb.yaml",
@@ -68,6 +70,7 @@ EXPECTED_FILES = {
     "src/PKG/training.py",
     "src/PKG/evaluation.py",
     "src/PKG/run_dirs.py",
+    "src/PKG/distributed.py",
     "src/PKG/data/__init__.py",
     "src/PKG/data/base.py",
     "src/PKG/data/in_memory.py",
@@ -88,6 +91,7 @@ EXPECTED_FILES = {
     "src/PKG/utils/report.py",
     "src/PKG/utils/fault_tolerance.py",
     "src/PKG/utils/run_record.py",
+    "src/PKG/utils/child_ranks.py",
     "tests/conftest.py",
     "tests/test_configs.py",
     "tests/test_models.py",
@@ -103,6 +107,7 @@ EXPECTED_FILES = {
     "tests/kill_switch.py",
     "tests/test_config_errors.py",
     "tests/test_run_record.py",
+    "tests/test_distributed.py",
 }
 
 

@@ -19,11 +19,11 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .checkpoints import CheckpointFiles, load_checkpoint
-from .distributed import job_launches_children
 from .errors import Diverged, Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
+from .utils.child_ranks import ChildRanks
 from .utils.fault_tolerance import ExactResume, StopOnSignal
 from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, csv_history_from_workers, wandb_run_finished
 from .utils.metrics import FinalProgress, final_progress, scalar_metrics, write_metrics
@@ -113,13 +113,14 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
     model = build_classifier(cfg)
     loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
     last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
-    stop_on_signal = StopOnSignal(last_checkpoint)
+    stop_on_signal, child_ranks = StopOnSignal(last_checkpoint), ChildRanks()
     callbacks = [
         *build_callbacks(cfg),
         WandbRunIdInCheckpoint(),
         ExactResume(),
         stop_on_signal,
         FinalProgress(),
+        child_ranks,
     ]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 
@@ -127,7 +128,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
     with (
         wandb_run_finished(),
         failures_explained(stop_on_signal, last_checkpoint),
-        job_launches_children(trainer),
+        child_ranks.launching(trainer),
     ):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         progress = final_progress(trainer)
