@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import PROJECT_DIR, run_script, train_cli
+from omegaconf import OmegaConf
 from wandb_records import read_runs
 
 from {{ cookiecutter.package_name }}.checkpoints import load_checkpoint
 from {{ cookiecutter.package_name }}.config_checks import check_config
 from {{ cookiecutter.package_name }}.data.in_memory import TensorBatches
 from {{ cookiecutter.package_name }}.errors import ConfigError
+from {{ cookiecutter.package_name }}.utils.loggers import keep_csv_history
 
 TEST_DIGITS = 359  # digits: 1,797 images, 20% held out for test, 10% (180) for validation
 EPOCHS, STEPS_PER_EPOCH = 2, 20  # ceil(1258 training images / 64)
@@ -90,6 +92,8 @@ def test_only_rank_zero_writes_files(strategy_run, strategy):
     # Rank 1 of `ddp` is a process of its own, with its own log; `ddp_spawn`'s ranks log in the main one.
     own_log = {"train_ddp_process_1.log"} if strategy == "ddp" else set()
     assert files(strategy_run(strategy)) == files(strategy_run("auto")) | own_log
+    hydra = OmegaConf.load(strategy_run(strategy) / ".hydra" / "hydra.yaml").hydra
+    assert hydra.job.name == "train"  # not overwritten by rank 1's
 
 
 @pytest.mark.parametrize("strategy", DDP_STRATEGIES)
@@ -249,6 +253,20 @@ def test_a_rank_resumes_its_share_mid_epoch(monkeypatch):
     resumed = seeded_loader(40, shuffle=True)
     resumed.load_state_dict(interrupted.state_dict())
     assert [(inputs.tolist(), targets.tolist()) for inputs, targets in resumed] == expected[2:]
+
+
+def test_only_rank_zero_rewrites_the_metrics_csv_of_a_resumed_run(tmp_path, monkeypatch):
+    from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.utilities import rank_zero_only
+
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    path = Path(logger.log_dir) / "metrics.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("epoch,step,val/acc\n0,9,0.5\n")
+    os.utime(path, ns=(0, 0))
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    keep_csv_history(logger)  # rank 0 may be rewriting it at this moment
+    assert path.stat().st_mtime_ns == 0
 
 
 # name: (overrides, CUDA GPUs and whether an Apple GPU is there, the error)

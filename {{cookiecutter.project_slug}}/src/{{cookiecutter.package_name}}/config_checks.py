@@ -274,7 +274,7 @@ def check_relations(cfg: DictConfig) -> None:
         )
 
 
-# The devices each GPU accelerator can use, and how to name them in an error message.
+# The GPU accelerators checked against the machine, named as an error message names them.
 GPU_KINDS = {"cuda": "CUDA GPU", "mps": "Apple GPU (MPS)", "gpu": "GPU (CUDA or MPS)"}
 
 
