@@ -50,6 +50,8 @@ EXPECTED_FILES = {
     "configs/trainer/cpu.yaml",
     "configs/trainer/gpu.yaml",
     "configs/trainer/ddp.yaml",
+    "configs/trainer/ddp_cpu.yaml",
+    "configs/trainer/mps.yaml",
     "configs/callbacks/default.yaml",
     "configs/callbacks/none.yaml",
     "configs/logger/wandb.yaml",
@@ -77,6 +79,7 @@ EXPECTED_FILES = {
     "src/PKG/slurm.py",
     "src/PKG/parallel_jobs.py",
     "src/hydra_plugins/PKG_launcher.py",
+    "src/PKG/distributed.py",
     "src/PKG/data/__init__.py",
     "src/PKG/data/base.py",
     "src/PKG/data/in_memory.py",
@@ -99,6 +102,7 @@ EXPECTED_FILES = {
     "src/PKG/utils/run_record.py",
     "src/PKG/utils/threads.py",
     "src/PKG/utils/pruning.py",
+    "src/PKG/utils/child_ranks.py",
     "tests/conftest.py",
     "tests/test_configs.py",
     "tests/test_models.py",
@@ -118,6 +122,7 @@ EXPECTED_FILES = {
     "tests/test_slurm.py",
     "tests/test_config_errors.py",
     "tests/test_run_record.py",
+    "tests/test_distributed.py",
 }
 
 

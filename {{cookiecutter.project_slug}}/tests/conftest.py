@@ -59,6 +59,19 @@ def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
     return _compose
 
 
+@pytest.fixture
+def machine_gpus(monkeypatch) -> Callable[..., None]:
+    """Return `machine_gpus(cuda=0, mps=False)`: torch then reports that many CUDA GPUs, and an
+    Apple GPU or none, whatever this machine has."""
+    import torch
+
+    def _machine_gpus(cuda: int = 0, mps: bool = False) -> None:
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+    return _machine_gpus
+
+
 def run_script(
     *args: str, cwd: Path, env: dict[str, str | None] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -16,19 +16,22 @@ import pytorch_lightning as pl
 
 class SendSignal(pl.Callback):
     """Send `name` (e.g. "SIGTERM") after training batch `batch` of `epoch`, at the first
-    validation batch of `epoch` when `batch` is None, or as testing starts with `testing`."""
+    validation batch of `epoch` when `batch` is None, or as testing starts with `testing`.
+    Under DDP every rank sends it to itself, or only global rank `rank` if given."""
 
-    def __init__(self, name: str, epoch: int, batch: int | None = None, testing: bool = False) -> None:
+    def __init__(
+        self, name: str, epoch: int, batch: int | None = None, testing: bool = False, rank: int | None = None
+    ) -> None:
         self.signum = signal.Signals[name]
-        self.epoch, self.batch, self.testing = epoch, batch, testing
+        self.epoch, self.batch, self.testing, self.rank = epoch, batch, testing, rank
         self.sent = False
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.testing:
-            self._send()
+            self._send(trainer)
 
-    def _send(self) -> None:
-        if not self.sent:
+    def _send(self, trainer: pl.Trainer) -> None:
+        if not self.sent and self.rank in (None, trainer.global_rank):
             self.sent = True
             os.kill(os.getpid(), self.signum)
 
@@ -36,7 +39,7 @@ class SendSignal(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if not self.testing and trainer.current_epoch == self.epoch and batch_idx == self.batch:
-            self._send()
+            self._send(trainer)
 
     def on_validation_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         if (
@@ -45,7 +48,7 @@ class SendSignal(pl.Callback):
             and not trainer.sanity_checking
             and trainer.current_epoch == self.epoch
         ):
-            self._send()
+            self._send(trainer)
 
 
 class PoisonBatches(pl.Callback):

@@ -182,7 +182,8 @@ def test_hydra_full_error_shows_hydras_own_report(tmp_path):
     + [("+experiment", option) for option in EXPERIMENTS],
     ids=str,
 )
-def test_every_shipped_option_passes_the_checks(compose_config, group, option):
+def test_every_shipped_option_passes_the_checks(compose_config, machine_gpus, group, option):
+    machine_gpus(cuda=1, mps=True)  # trainer=gpu and mps are checked against the hardware
     check_config(compose_config(f"{group}={option}"))
 
 

@@ -13,6 +13,7 @@ from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
 from .agent_args import hydra_overrides
+from .distributed import child_job_args
 from .errors import RunError, UsageError, signals_interrupt
 from .failures import checked_job, exit_with, hydra_errors_reported
 from .paths import config_dir
@@ -21,8 +22,12 @@ from .run_dirs import run_dir_overrides
 
 def prepare_process() -> None:
     """Read `.env` (variables already set win), accept `wandb agent` arguments, and turn
-    `resume=<run dir>` / `rerun=<run dir>` into overrides."""
+    `resume=<run dir>` / `rerun=<run dir>` into overrides. A DDP rank started by Lightning runs
+    the one job it was started for instead of its command line (see distributed.py)."""
     load_dotenv(find_dotenv(usecwd=True))
+    if (job := child_job_args()) is not None:
+        sys.argv[1:] = job
+        return
     try:
         refuse_search(sys.argv[1:])
         sys.argv[1:] = run_dir_overrides(hydra_overrides(sys.argv[1:]))

@@ -198,6 +198,7 @@ def check_config(cfg: DictConfig) -> None:
             if not rule.accepts(value):
                 raise ConfigError(f"{key}={shown(parent, name, value)}: must be {rule.allowed}")
     check_relations(cfg)
+    check_hardware(cfg.get("trainer"))
 
 
 def present_keys(node: DictConfig, pattern: str, prefix: str = "") -> Iterator[tuple[DictConfig, str, str]]:
@@ -271,4 +272,39 @@ def check_relations(cfg: DictConfig) -> None:
     if optimizer is not None and optimizer.get("nesterov") and not optimizer.get("momentum", 0) > 0:
         raise ConfigError(
             f"optimizer.nesterov=true: needs optimizer.momentum > 0 (it is {optimizer.get('momentum')})"
+        )
+
+
+# The GPU accelerators checked against the machine, named as an error message names them.
+GPU_KINDS = {"cuda": "CUDA GPU", "mps": "Apple GPU (MPS)", "gpu": "GPU (CUDA or MPS)"}
+
+
+def check_hardware(trainer: DictConfig | None) -> None:
+    """A GPU accelerator the machine does not have, or more GPUs than it has, stops here rather
+    than in Lightning's Trainer, after the run dir and the data. Imports torch, for GPUs only."""
+    accelerator = trainer.get("accelerator") if trainer is not None else None
+    if accelerator not in GPU_KINDS:
+        return
+    import torch
+
+    available = torch.cuda.device_count() if accelerator != "mps" else 0  # does not initialise CUDA
+    if not available and accelerator != "cuda" and torch.backends.mps.is_available():
+        available = 1
+    kind = GPU_KINDS[accelerator]
+    if not available:
+        raise ConfigError(
+            f"trainer.accelerator={accelerator}: this machine has no {kind}; "
+            "train on CPU with trainer=cpu, or trainer=ddp_cpu for 2 DDP processes"
+        )
+    devices = trainer.get("devices")
+    if is_integer(devices):
+        wanted = devices  # -1: all there are
+    elif isinstance(devices, ListConfig):
+        wanted = max(devices, default=-1) + 1  # device indices
+    else:
+        wanted = 0  # auto, or a string for Lightning to parse
+    if wanted > available:
+        raise ConfigError(
+            f"trainer.devices={shown(trainer, 'devices', devices)}: more devices than the "
+            f"{available} {kind} this machine has"
         )

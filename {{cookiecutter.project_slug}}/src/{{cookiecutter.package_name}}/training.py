@@ -25,9 +25,10 @@ from .models.classifier import Classifier
 from .paths import run_dir
 from .slurm import lightning_plugins, resume_after_requeue
 from .utils.callbacks import build_callbacks
+from .utils.child_ranks import ChildRanks
 from .utils.fault_tolerance import ExactResume, StopOnSignal
-from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, wandb_run_finished
-from .utils.metrics import scalar_metrics, write_metrics
+from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, csv_history_from_workers, wandb_run_finished
+from .utils.metrics import FinalProgress, final_progress, scalar_metrics, write_metrics
 from .utils.pruning import search_trial_callbacks
 from .utils.run_record import write_run_record
 from .utils.threads import use_thread_share
@@ -123,22 +124,35 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
     model = build_classifier(cfg)
     loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
     last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
-    stop_on_signal = StopOnSignal(last_checkpoint)
-    callbacks = [*build_callbacks(cfg), WandbRunIdInCheckpoint(), ExactResume(), stop_on_signal]
-    callbacks += search_trial_callbacks(cfg.monitor.metric)  # none unless a search runs this
+    stop_on_signal, child_ranks = StopOnSignal(last_checkpoint), ChildRanks()
+    callbacks = [
+        *build_callbacks(cfg),
+        WandbRunIdInCheckpoint(),
+        ExactResume(),
+        stop_on_signal,
+        FinalProgress(),
+        child_ranks,
+        *search_trial_callbacks(cfg.monitor.metric),  # none unless a search runs this
+    ]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 
     apply_speedups(model, cfg.get("speed"))
-    with wandb_run_finished(), failures_explained(stop_on_signal, last_checkpoint):
+    with (
+        wandb_run_finished(),
+        failures_explained(stop_on_signal, last_checkpoint),
+        child_ranks.launching(trainer),
+    ):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        progress = final_progress(trainer)
         metrics = scalar_metrics(trainer.callback_metrics)
         # A resumed run with no epoch left to train logs nothing; the best score is in the model.
         metrics.setdefault("val/acc_best", float(model.val_acc_best.max_value))
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
+            csv_history_from_workers(trainer)
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             metrics |= scalar_metrics(trainer.callback_metrics)
-        metrics |= {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
+        metrics |= progress
     if trainer.is_global_zero:
         path = write_metrics(out_dir, metrics)
         summary = ", ".join(

@@ -26,8 +26,13 @@ class TensorBatches:
     generator seeded from that pass: the batches are a function of the generator state at the
     start of the pass, not of whatever else drew random numbers. That makes the loader resumable
     mid-epoch: `state_dict()` holds the pass's starting state and how many batches were served,
-    and Lightning saves it in every checkpoint and hands it back on resume. Under DDP each rank
-    takes an equal share of the indices.
+    and Lightning saves it in every checkpoint and hands it back on resume.
+
+    Under DDP (Lightning injects no DistributedSampler here: this is no DataLoader) every rank
+    draws the same order and takes every world-size-th index of it, from its rank on. Training
+    shares are equal (the remainder is left out), since each optimizer step waits for every
+    rank; evaluation shares together hold every sample exactly once, so the metrics summed over
+    the ranks are those of the whole split. Augmentation draws differ from rank to rank.
     """
 
     def __init__(
@@ -50,16 +55,15 @@ class TensorBatches:
     def _indices(self) -> Tensor:
         count = len(self.targets)
         order = torch.randperm(count, generator=self.generator) if self.shuffle else torch.arange(count)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
-            order = order[: count - count % world][rank::world]
-        return order
+        world, rank = world_and_rank()
+        if self.shuffle:
+            order = order[: count - count % world]
+        return order[rank::world]
 
     def __len__(self) -> int:
-        count = len(self.targets)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            count //= torch.distributed.get_world_size()
-        return math.ceil(count / self.batch_size)
+        count, (world, rank) = len(self.targets), world_and_rank()
+        share = count // world if self.shuffle else len(range(rank, count, world))
+        return math.ceil(share / self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         skip, self._resume_at = self._resume_at or 0, None
@@ -70,11 +74,13 @@ class TensorBatches:
         batches = self._indices().split(self.batch_size)
         pass_seed = int(torch.randint(2**62, (1,), generator=self.generator)) if self.shuffle else 0
         self._served = skip
+        world, rank = world_and_rank()
         for number in range(skip, len(batches)):
             index = batches[number]
             inputs = self.inputs[index]
             if self.transform:
-                inputs = self.transform(inputs, generator=torch.Generator().manual_seed(pass_seed + number))
+                seed = pass_seed + number * world + rank
+                inputs = self.transform(inputs, generator=torch.Generator().manual_seed(seed))
             self._served = number + 1
             yield inputs, self.targets[index]
 
@@ -90,6 +96,13 @@ class TensorBatches:
     def load_state_dict(self, state: dict[str, Tensor | int]) -> None:
         self.generator.set_state(state["generator"])  # type: ignore[arg-type]
         self._resume_at = int(state["served"])
+
+
+def world_and_rank() -> tuple[int, int]:
+    """The number of DDP processes and this one's rank; (1, 0) outside DDP."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
 
 
 class InMemoryDataModule(ImageDataModule):

@@ -106,7 +106,7 @@ class Classifier(pl.LightningModule):
         return None
 
     def on_train_epoch_start(self) -> None:
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], sync_dist=True)
         self.skipped_this_epoch = 0
 
     def on_train_epoch_end(self) -> None:

@@ -72,17 +72,26 @@ class StopOnSignal(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         # A batch followed by validation stops after the validation, in on_validation_end.
-        if self.signum is not None and not validation_follows(trainer, batch_idx):
+        if self._stop_requested(trainer) and not validation_follows(trainer, batch_idx):
             self._save_and_stop(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Where ModelCheckpoint saves too: Lightning resumes exactly from this point.
-        if self.signum is not None and not trainer.sanity_checking:
+        if not trainer.sanity_checking and self._stop_requested(trainer):
             self._save_and_stop(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.signum is not None:  # an epoch without validation
+        if self._stop_requested(trainer):  # an epoch without validation
             self._save_and_stop(trainer)
+
+    def _stop_requested(self, trainer: pl.Trainer) -> bool:
+        """Whether this process, or under DDP any rank, received a signal. The ranks must stop
+        together: a signal sent to one process only (`kill <pid>`) would otherwise leave the
+        others waiting for it forever in their next collective (one small all-reduce a batch)."""
+        received = self.signum is not None
+        if trainer.world_size == 1:
+            return received
+        return trainer.strategy.reduce_boolean_decision(received, all=False)
 
     def _save_and_stop(self, trainer: pl.Trainer) -> None:
         if trainer.received_sigterm:

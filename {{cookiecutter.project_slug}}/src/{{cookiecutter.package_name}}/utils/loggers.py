@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from ..checkpoints import load_checkpoint
 
@@ -92,8 +93,10 @@ def build_loggers(
     return loggers
 
 
+@rank_zero_only
 def keep_csv_history(logger: CSVLogger) -> None:
-    """Continue the metrics.csv of a resumed run in place; Lightning's CSV writer would delete it."""
+    """Continue the metrics.csv of a resumed run in place; Lightning's CSV writer would delete it.
+    Global rank 0 only: the file is its to write."""
     path = Path(logger.log_dir) / "metrics.csv"
     if not path.is_file():
         return
@@ -102,6 +105,15 @@ def keep_csv_history(logger: CSVLogger) -> None:
     writer = logger.experiment  # creating the writer deletes the file
     path.write_text(history)
     writer.metrics_keys = header
+
+
+def csv_history_from_workers(trainer: pl.Trainer) -> None:
+    """Before testing: under `strategy=ddp_spawn` the fit wrote metrics.csv in a worker process;
+    the main process's CSV writer, which the test workers get a copy of, must know its columns,
+    or the test's new columns fail to extend the file. A no-op for the other strategies."""
+    for logger in trainer.loggers:
+        if isinstance(logger, CSVLogger):
+            keep_csv_history(logger)
 
 
 def wandb_loggers(trainer: pl.Trainer) -> list[WandbLogger]:
