@@ -57,6 +57,7 @@ from .trials import (
     lock,
     rank,
     resumed_or_fresh,
+    run_reporting_errors,
     run_trial,
     set_aside,
     write_json_atomically,
@@ -567,12 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         help="move the study dir aside (with --storage, delete the study) and start over",
     )
     args = parser.parse_intermixed_args(argv)
-    with SignalForwarder().active() as forwarder:
-        try:
-            return run(args, forwarder)
-        except (UsageError, Interrupted) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return error.exit_status
+    return run_reporting_errors(run, args)
 
 
 def run(args: argparse.Namespace, forwarder: SignalForwarder) -> int:

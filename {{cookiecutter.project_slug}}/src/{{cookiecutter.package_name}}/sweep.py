@@ -48,6 +48,7 @@ from .trials import (
     lock,
     rank,
     resumed_or_fresh,
+    run_reporting_errors,
     run_trial,
     set_aside,
     write_json_atomically,
@@ -255,12 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "overrides", nargs="*", help="Hydra overrides added to every trial, e.g. trainer.max_epochs=3"
     )
     args = parser.parse_intermixed_args(argv)
-    with SignalForwarder().active() as forwarder:
-        try:
-            return run(args, forwarder)
-        except (UsageError, Interrupted) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return error.exit_status
+    return run_reporting_errors(run, args)
 
 
 def run(args: argparse.Namespace, forwarder: SignalForwarder) -> int:

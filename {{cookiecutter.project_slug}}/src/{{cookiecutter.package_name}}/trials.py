@@ -15,17 +15,18 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
 from .agent_args import is_group
-from .errors import UsageError
+from .errors import Interrupted, UsageError
 from .paths import config_dir
 from .run_dirs import last_checkpoint
 
@@ -80,6 +81,17 @@ class SignalForwarder:
             self.signum = signum
         for trial in list(self._trials):
             trial.send_signal(FORWARDED_SIGNALS[signum])
+
+
+def run_reporting_errors(run: Callable[[Any, SignalForwarder], int], args: Any) -> int:
+    """A runner's `run(args, forwarder)`, with stop signals passed on to the running trials; a
+    usage error or an interruption ends as one `error:` line and its exit status."""
+    with SignalForwarder().active() as forwarder:
+        try:
+            return run(args, forwarder)
+        except (UsageError, Interrupted) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return error.exit_status
 
 
 def run_trial(
