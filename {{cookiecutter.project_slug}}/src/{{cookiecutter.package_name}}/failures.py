@@ -159,6 +159,16 @@ def in_multirun() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+# Set in the worker processes of hydra/launcher=joblib (parallel_jobs.py), whose launcher collects
+# the jobs' returns. A variable, not a global: workers get the task function with copies of its
+# globals (cloudpickle), which the worker's own module does not reach.
+JOBLIB_WORKER_ENV = "TRAIN_JOBLIB_WORKER"
+
+
+def in_joblib_worker() -> bool:
+    return os.environ.get(JOBLIB_WORKER_ENV) == "1"
+
+
 def checked_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """`check_config`, then `task`; a failure ends the run, or in a multirun only this job."""
 
@@ -172,7 +182,7 @@ def checked_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             # An interruption ends the process (a SLURM job too, so that submitit records no
             # result and waits for the requeued job), except in a joblib worker: there it goes
             # back to the launcher, which ends the multirun (parallel_jobs.py).
-            if not in_multirun() or (isinstance(error, Interrupted) and not MULTIRUN.in_worker):
+            if not in_multirun() or (isinstance(error, Interrupted) and not in_joblib_worker()):
                 exit_with(error)
             log.error("error: %s", error)
             raise
@@ -221,8 +231,6 @@ class Multirun:
     jobs: int = 0
     failed: list[FailedJob] = field(default_factory=list)
     ended: set[int] = field(default_factory=set)
-    # True in a worker process of a parallel launcher, whose launcher collects the jobs' returns.
-    in_worker: bool = False
 
     def start(self, sweep_dir: Path, shared_overrides: list[str]) -> None:
         self.sweep_dir, self.shared_overrides, self.jobs, self.failed = sweep_dir, shared_overrides, 0, []

@@ -33,7 +33,7 @@ from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher a
 from omegaconf import DictConfig
 
 from .errors import STOP_SIGNALS, Interrupted, RunError
-from .failures import MULTIRUN, remove_job_dir
+from .failures import JOBLIB_WORKER_ENV, MULTIRUN, remove_job_dir
 from .paths import run_dir
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class JobInWorker:
             os.environ["OMP_NUM_THREADS"] = self.omp_num_threads
         if WORKER.ready:
             return
-        MULTIRUN.in_worker = True
+        os.environ[JOBLIB_WORKER_ENV] = "1"
         os.setpgid(0, 0)  # out of the terminal's foreground group: signals come from the launcher
         with open(os.devnull) as devnull:  # a background group must not read the terminal (SIGTTIN)
             os.dup2(devnull.fileno(), 0)

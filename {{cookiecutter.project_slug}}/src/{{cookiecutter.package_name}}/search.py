@@ -336,7 +336,7 @@ class Search:
         directory: Path,
         url: str,
         metric: str,
-        workers: int,
+        workers: int = 1,
     ) -> None:
         self.study, self.storage, self.spec, self.overrides = study, storage, spec, overrides
         self.directory, self.url, self.metric, self.workers = directory, url, metric, workers
