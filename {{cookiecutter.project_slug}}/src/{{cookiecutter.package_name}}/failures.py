@@ -228,16 +228,24 @@ class Multirun:
     shared_overrides: list[str] = field(default_factory=list)
     # The sweep dir and its parents that did not exist when the multirun started, innermost first.
     new_dirs: list[Path] = field(default_factory=list)
-    jobs: int = 0
     failed: list[FailedJob] = field(default_factory=list)
     ended: set[int] = field(default_factory=set)
 
     def start(self, sweep_dir: Path, shared_overrides: list[str]) -> None:
-        self.sweep_dir, self.shared_overrides, self.jobs, self.failed = sweep_dir, shared_overrides, 0, []
-        self.ended = set()
+        self.sweep_dir, self.shared_overrides, self.failed, self.ended = (
+            sweep_dir,
+            shared_overrides,
+            [],
+            set(),
+        )
         self.new_dirs = [
             path for path in (sweep_dir.absolute(), *sweep_dir.absolute().parents) if not path.exists()
         ]
+
+    @property
+    def jobs(self) -> int:
+        """How many jobs have ended."""
+        return len(self.ended)
 
     def job_ended(self, number: int, job_return: JobReturn) -> None:
         """Count a job and note it if it failed, once, whoever reports it: the job's own callback,
@@ -245,7 +253,6 @@ class Multirun:
         if number in self.ended:
             return
         self.ended.add(number)
-        self.jobs += 1
         if job_return.status != JobStatus.FAILED:
             return
         error = job_return._return_value  # reading `return_value` would raise it

@@ -27,7 +27,7 @@ from .slurm import lightning_plugins, resume_after_requeue
 from .utils.callbacks import build_callbacks
 from .utils.child_ranks import ChildRanks
 from .utils.fault_tolerance import ExactResume, StopOnSignal
-from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, csv_history_from_workers, wandb_run_finished
+from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, keep_csv_histories, wandb_run_finished
 from .utils.metrics import FinalProgress, final_progress, scalar_metrics, write_metrics
 from .utils.pruning import search_trial_callbacks
 from .utils.run_record import write_run_record
@@ -149,7 +149,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         metrics.setdefault("val/acc_best", float(model.val_acc_best.max_value))
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
-            csv_history_from_workers(trainer)
+            keep_csv_histories(trainer.loggers)  # what a ddp_spawn worker wrote
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             metrics |= scalar_metrics(trainer.callback_metrics)
         metrics |= progress

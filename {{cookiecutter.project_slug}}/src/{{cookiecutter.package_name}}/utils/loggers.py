@@ -84,9 +84,7 @@ def build_loggers(
         instantiate(logger_cfg, **extra_kwargs.get(name, {})) for name, logger_cfg in logger_cfgs.items()
     ]
     if resume_from:
-        for logger in loggers:
-            if isinstance(logger, CSVLogger):
-                keep_csv_history(logger)
+        keep_csv_histories(loggers)
     config = plain_config(cfg) | (run_info or {})
     for logger in loggers:
         logger.log_hyperparams(config)
@@ -107,11 +105,12 @@ def keep_csv_history(logger: CSVLogger) -> None:
     writer.metrics_keys = header
 
 
-def csv_history_from_workers(trainer: pl.Trainer) -> None:
-    """Before testing: under `strategy=ddp_spawn` the fit wrote metrics.csv in a worker process;
-    the main process's CSV writer, which the test workers get a copy of, must know its columns,
-    or the test's new columns fail to extend the file. A no-op for the other strategies."""
-    for logger in trainer.loggers:
+def keep_csv_histories(loggers: list[Logger]) -> None:
+    """`keep_csv_history` for each CSV logger: when a run resumes, and before testing (under
+    `strategy=ddp_spawn` the fit wrote metrics.csv in a worker process; the main process's CSV
+    writer, which the test workers get a copy of, must know its columns, or the test's new
+    columns fail to extend the file)."""
+    for logger in loggers:
         if isinstance(logger, CSVLogger):
             keep_csv_history(logger)
 
