@@ -106,30 +106,46 @@ def checkpoint(trial: optuna.trial.FrozenTrial) -> Path:
     return Path(trial.user_attrs.get(RUN_DIR, "-")) / "checkpoints" / "last.ckpt"
 
 
-def wait_for_a_finished_and_a_training_trial(runner: subprocess.Popen, root: Path) -> None:
-    """Until the study has a complete trial, and a running one that saved its first epochs of
-    many (so that the signal surely comes before its end)."""
+def wait_for_long_trials_training(runner: subprocess.Popen, root: Path, lengths: list[int]) -> None:
+    """Until the short trials have finished and each long one has saved its first epochs (so
+    that the signal surely comes before its end). `lengths`: each trial's epochs, in order."""
     deadline = time.monotonic() + 600
     while True:
-        assert runner.poll() is None and time.monotonic() < deadline, "no trial finished"
+        assert runner.poll() is None, "the search ended before its long trials were seen training"
+        assert time.monotonic() < deadline, "the long trials did not start within 10 minutes"
         if any(root.glob("logs/searches/*/trial-*.log")):  # the study exists: trials started
             trials = load_study(root).get_trials()
-            early = [
-                trial
-                for trial in trials
-                if trial.state == States.RUNNING
-                and 1 <= len(trial.intermediate_values) <= 2
+            longest = max(lengths)
+            if len(trials) == len(lengths) and all(
+                trial.state == States.COMPLETE
+                if epochs < longest
+                else trial.state == States.RUNNING
+                and 1 <= len(trial.intermediate_values) <= epochs // 2
                 and checkpoint(trial).is_file()
-            ]
-            if early and any(trial.state == States.COMPLETE for trial in trials):
+                for trial, epochs in zip(trials, lengths, strict=True)
+            ):
                 return
         time.sleep(0.1)
 
 
 def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trials(tmp_path):
-    epochs = 8  # a few seconds of training for the signal to arrive in
-    path = search_file(tmp_path, n_trials=4)
-    args = ["-m", RUNNER, f"hparams_search={path}", f"trainer.max_epochs={epochs}", *BUDGET]
+    # Two short trials finish first; the two long ones (an epoch takes 0.1 s on a quiet machine)
+    # surely are training when the signal comes, whatever the machine's speed.
+    short, long = 2, 60
+    lengths = [short, short, long, long]
+    path = search_file(
+        tmp_path,
+        n_trials=4,
+        params={
+            "optimizer.lr": {"type": "float", "low": 1.0e-3, "high": 1.0e-2},
+            "trainer.max_epochs": {"type": "categorical", "choices": [short, long]},
+        },
+        enqueue_trials=[
+            {"optimizer.lr": lr, "trainer.max_epochs": epochs}
+            for lr, epochs in zip([2.0e-3, 4.0e-3, 6.0e-3, 8.0e-3], lengths, strict=True)
+        ],
+    )
+    args = ["-m", RUNNER, f"hparams_search={path}", "~callbacks.early_stopping", *BUDGET]  # all epochs
     env = script_env({"PROJECT_ROOT": str(tmp_path)})
     runner = subprocess.Popen(
         [sys.executable, *args, "--workers", "2"],
@@ -141,7 +157,7 @@ def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trial
         preexec_fn=as_in_a_terminal,
     )
     try:
-        wait_for_a_finished_and_a_training_trial(runner, tmp_path)
+        wait_for_long_trials_training(runner, tmp_path, lengths)
         runner.send_signal(signal.SIGTERM)
         _, errors = runner.communicate(timeout=600)
     finally:
@@ -152,12 +168,12 @@ def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trial
     stopped = load_study(tmp_path).get_trials()
     finished = [trial for trial in stopped if trial.state == States.COMPLETE]
     interrupted = [trial for trial in stopped if trial.state == States.FAIL]
-    assert finished and interrupted
+    assert [trial.number for trial in finished] == [0, 1]  # the short ones
+    assert [trial.number for trial in interrupted] == [2, 3]  # the long ones
     assert all(trial.user_attrs["outcome"] == "interrupted (SIGTERM)" for trial in interrupted)
     assert len([trial for trial in stopped if trial.state == States.WAITING]) == len(interrupted)
     written = {trial.number: os.stat(Path(trial.user_attrs[RUN_DIR]) / "metrics.json") for trial in finished}
-    saved = {trial.number for trial in interrupted if checkpoint(trial).is_file()}
-    assert saved  # the trial that was training saved its epoch
+    assert all(checkpoint(trial).is_file() for trial in interrupted)  # kept what they had trained
 
     # Two runners, as on two machines, continue the same study together.
     command = [sys.executable, *args, "--workers", "1"]
@@ -181,9 +197,9 @@ def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trial
         run_dir = Path(trial.user_attrs[RUN_DIR])
         assert retry.params == trial.params and retry.user_attrs[RUN_DIR] == str(run_dir)
         attempts = [line for line in Path(f"{run_dir}.log").read_text().splitlines() if line.startswith("$ ")]
-        resumed = attempts[-1].endswith(f" resume={run_dir}")
-        assert resumed == (trial.number in saved)  # else it started over: it had saved nothing
-        assert metrics_of(retry)["epoch"] == epochs and retry.value == metrics_of(retry)["val/acc"]
+        assert attempts[-1].endswith(f" resume={run_dir}")
+        metrics = metrics_of(retry)
+        assert metrics["epoch"] == trial.params["trainer.max_epochs"] and retry.value == metrics["val/acc"]
 
 
 @pytest.fixture
