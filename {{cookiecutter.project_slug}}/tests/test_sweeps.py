@@ -214,7 +214,8 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
         sweep_file = grid_file(tmp_path, {"optimizer.lr": {"values": grid_points}})
     else:
         sweep_file = SWEEP_FILES[sweep_name]
-    epochs = 10  # a few seconds of training for the signal to arrive in
+    # Seconds of training for the signal to arrive in: an epoch takes 0.1 s on a quiet machine.
+    epochs = 30
     command = [
         sys.executable,
         "-m",
@@ -222,6 +223,7 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
         str(sweep_file),
         *count,
         f"trainer.max_epochs={epochs}",
+        f"callbacks.early_stopping.patience={epochs}",  # every trial trains all its epochs
         "logger=csv",
     ]
     env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path / "root")}
