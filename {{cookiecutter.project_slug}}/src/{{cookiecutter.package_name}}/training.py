@@ -16,6 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -26,8 +27,15 @@ from .paths import run_dir
 from .slurm import lightning_plugins, resume_after_requeue
 from .utils.callbacks import build_callbacks
 from .utils.child_ranks import ChildRanks
+from .utils.console import log_full_config, show_config, show_summary
 from .utils.fault_tolerance import ExactResume, StopOnSignal
-from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, keep_csv_histories, wandb_run_finished
+from .utils.loggers import (
+    WandbRunIdInCheckpoint,
+    build_loggers,
+    keep_csv_histories,
+    wandb_run_finished,
+    wandb_sync_command,
+)
 from .utils.metrics import FinalProgress, final_progress, scalar_metrics, write_metrics
 from .utils.pruning import search_trial_callbacks
 from .utils.run_record import write_run_record
@@ -44,7 +52,7 @@ def start_job(cfg: DictConfig) -> tuple[Path, pl.LightningDataModule]:
     """Log the run dir and the resolved config, seed everything, and get the data ready
     (downloads run once, on global rank 0) before any logger starts; return both."""
     out_dir = run_dir()
-    log.info("Run dir: %s\nConfig:\n%s", out_dir, OmegaConf.to_yaml(cfg, resolve=True))
+    log_full_config(cfg, out_dir)  # to train.log; the console gets `show_config` once the model is built
     threads = use_thread_share(cfg)
     rank_zero_only(write_run_record)(cfg, out_dir, threads)  # first, so a failed run has it too
     pl.seed_everything(cfg.seed, workers=True)
@@ -72,6 +80,13 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     atomically and read safely (`checkpoints.CheckpointFiles`); in a SLURM job step, Lightning's
     own requeue turned off (slurm.py)."""
     kwargs.setdefault("plugins", [CheckpointFiles(), *lightning_plugins()])
+    callbacks = kwargs.get("callbacks", [])
+    if cfg.trainer.get("enable_model_summary", True) and not any(
+        isinstance(c, ModelSummary) for c in callbacks
+    ):
+        # The plain summary logs its table, which configs/hydra/default.yaml sends to train.log;
+        # Lightning's default one, with rich installed, prints it on the console.
+        kwargs["callbacks"] = [*callbacks, ModelSummary()]
     if cfg.trainer.get("enable_progress_bar") is None:
         kwargs["enable_progress_bar"] = sys.stderr.isatty()
     if cfg.get("speed", {}).get("mixed_precision") and torch.cuda.is_available():
@@ -122,7 +137,9 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
 def train_and_test(cfg: DictConfig) -> dict[str, float]:
     out_dir, datamodule = start_job(cfg)
     model = build_classifier(cfg)
-    loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
+    info = run_info(model)
+    rank_zero_only(show_config)(cfg, out_dir, info["num_params"]["total"])
+    loggers = build_loggers(cfg, info, resume_from=cfg.get("ckpt_path"))
     last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
     stop_on_signal, child_ranks = StopOnSignal(last_checkpoint), ChildRanks()
     callbacks = [
@@ -150,16 +167,33 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
             keep_csv_histories(trainer.loggers)  # what a ddp_spawn worker wrote
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            # verbose=False: the summary below has the test metrics, in fewer lines.
+            trainer.test(
+                model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
+            )
             metrics |= scalar_metrics(trainer.callback_metrics)
         metrics |= progress
+        sync_command = wandb_sync_command(trainer)  # while the run is open
     if trainer.is_global_zero:
-        path = write_metrics(out_dir, metrics)
-        summary = ", ".join(
-            f"{name}={metrics[name]:.4f}" for name in ("val/acc_best", "test/acc") if name in metrics
-        )
-        log.info("Done: %s\nMetrics: %s\nCheckpoints: %s", summary, path, out_dir / "checkpoints")
+        write_metrics(out_dir, metrics)
+        show_summary(run_summary(metrics, out_dir, best, sync_command))
     return metrics
+
+
+def run_summary(
+    metrics: dict[str, float], out_dir: Path, best: str, sync_command: str | None
+) -> dict[str, str]:
+    """What a run ends with: its scores, where it is, how to go on with it."""
+    scores = {
+        name: value for name, value in metrics.items() if name == "val/acc_best" or name.startswith("test/")
+    }
+    return {
+        "Done": "  ".join(f"{name}={value:.4f}" for name, value in scores.items()),
+        "Run dir": f"{out_dir}  (metrics.json, train.log, .hydra/config.yaml)",
+        "Best checkpoint": best or "none saved",
+        "Resume": f"python train.py resume={out_dir}",
+        **({"W&B sync": sync_command} if sync_command else {}),
+    }
 
 
 @contextmanager
