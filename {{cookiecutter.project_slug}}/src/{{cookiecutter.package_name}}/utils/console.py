@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra import compose
@@ -16,6 +18,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
 
 log = logging.getLogger(__name__)
 # Records of this logger reach train.log, never the console (configs/hydra/default.yaml).
@@ -31,7 +37,7 @@ def chosen_options(cfg: DictConfig) -> dict[str, str]:
         (group for group in choices if group.split("/")[0] != "hydra"),
         key=lambda group: order.index(group) if group in order else len(order),
     )
-    return {group: str(choices[group]).lower() for group in groups}
+    return {group: "none" if choices[group] is None else str(choices[group]) for group in groups}
 
 
 def flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -70,11 +76,11 @@ def changed_values(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def log_full_config(cfg: DictConfig, run_dir: Any) -> None:
+def log_full_config(cfg: DictConfig, run_dir: Path) -> None:
     file_log.info("Run dir: %s\nConfig:\n%s", run_dir, OmegaConf.to_yaml(cfg, resolve=True))
 
 
-def show_config(cfg: DictConfig, run_dir: Any, num_params: int) -> None:
+def show_config(cfg: DictConfig, run_dir: Path, num_params: int) -> None:
     """The run dir, the chosen options, the model's size and the values changed from defaults."""
     options, changed = chosen_options(cfg), changed_values(cfg)
     lines = [
@@ -88,11 +94,8 @@ def show_config(cfg: DictConfig, run_dir: Any, num_params: int) -> None:
     show(lines, lambda: config_tree(options, changed, num_params, run_dir))
 
 
-def config_tree(options: dict[str, str], changed: dict[str, Any], num_params: int, run_dir: Any) -> Any:
+def config_tree(options: dict[str, str], changed: dict[str, Any], num_params: int, run_dir: Path) -> Tree:
     """Each option a branch, holding the values changed under its group; other changes at the root."""
-    from rich.markup import escape
-    from rich.tree import Tree
-
     tree = Tree(f"[bold]Run dir[/] {escape(str(run_dir))}")
     branches = {}
     for group, option in options.items():
@@ -111,10 +114,7 @@ def show_summary(rows: dict[str, str]) -> None:
     width = max(map(len, rows))
     lines = [f"{label + ':':<{width + 1}} {value}" for label, value in rows.items()]
 
-    def table() -> Any:
-        from rich.markup import escape
-        from rich.table import Table
-
+    def table() -> Table:
         grid = Table.grid(padding=(0, 1))
         for label, value in rows.items():
             grid.add_row(f"[bold]{escape(label)}[/]", escape(value))
@@ -123,12 +123,10 @@ def show_summary(rows: dict[str, str]) -> None:
     show(lines, table)
 
 
-def show(lines: list[str], rich_view: Any) -> None:
+def show(lines: list[str], rich_view: Callable[[], RenderableType]) -> None:
     """`rich_view()` on a terminal and `lines` in train.log; `lines` in both otherwise."""
     if not sys.stdout.isatty():
         log.info("\n".join(lines))
         return
-    from rich.console import Console
-
     Console(highlight=False).print(rich_view())
     file_log.info("\n".join(lines))
