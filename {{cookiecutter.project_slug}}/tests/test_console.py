@@ -56,10 +56,11 @@ def test_console_names_the_options_and_the_values_changed(piped_run):
     options = next(line for line in console if line.startswith("Options: ")).split()[1:]
     assert {"dataset=digits", "model=mlp", "logger=wandb", "trainer=default"} <= set(options)
     changed = console[console.index("Changed from the defaults:") + 1 :]
-    assert changed[:4] == [
+    assert changed[:5] == [
         "  optimizer.lr=0.002",
         "  trainer.max_epochs=1",
         "  seed=7",
+        f"Run dir: {run_dir}",
         f"Full config: {run_dir}/.hydra/config.yaml",
     ]
 

@@ -81,14 +81,15 @@ def log_full_config(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def show_config(cfg: DictConfig, run_dir: Path, num_params: int) -> None:
-    """The run dir, the chosen options, the model's size and the values changed from defaults."""
+    """The chosen options, the model's size, the values changed from defaults and the run dir.
+    (In train.log, a record starting "Run dir:" is the full config's: one per process.)"""
     options, changed = chosen_options(cfg), changed_values(cfg)
     lines = [
-        f"Run dir: {run_dir}",
         "Options: " + " ".join(f"{group}={option}" for group, option in options.items()),
         f"Model: {num_params:,} parameters",
         *(["Changed from the defaults:"] if changed else []),
         *(f"  {key}={value}" for key, value in changed.items()),
+        f"Run dir: {run_dir}",
         f"Full config: {run_dir}/.hydra/config.yaml",
     ]
     show(lines, lambda: config_tree(options, changed, num_params, run_dir))
