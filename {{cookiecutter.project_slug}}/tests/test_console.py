@@ -78,7 +78,9 @@ def test_wandb_says_one_line_by_default(piped_run):
     run_dir, console = piped_run
     assert not [line for line in console if line.startswith("wandb:")]
     (status,) = [line for line in console if line.startswith("W&B:")]
-    assert status.startswith(f"W&B: logging offline to {run_dir}/wandb/offline-run-")
+    assert status.startswith(
+        f"W&B: logging offline; upload it later with `wandb sync {run_dir}/wandb/offline-run-"
+    )
 
 
 def test_summary_gives_scores_run_dir_checkpoint_resume_and_sync(piped):

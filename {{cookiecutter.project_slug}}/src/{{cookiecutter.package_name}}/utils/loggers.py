@@ -107,7 +107,7 @@ def wandb_status(logger: WandbLogger) -> str:
     if run.disabled:
         return "disabled"
     if run.offline:
-        return f"logging offline to {run.sync_dir}; upload it later with `wandb sync {run.sync_dir}`"
+        return f"logging offline; upload it later with `wandb sync {run.sync_dir}`"
     return f"logging to {run.url}"
 
 
