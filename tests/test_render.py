@@ -60,6 +60,7 @@ EXPECTED_FILES = {
     "configs/hydra/default.yaml",
     "configs/hydra/launcher/slurm.yaml",
     "configs/hydra/launcher/joblib.yaml",
+    "configs/hydra/job_logging/compact.yaml",
     "configs/hparams_search/digits_mlp.yaml",
     "src/PKG/__init__.py",
     "src/PKG/cli.py",

@@ -68,6 +68,7 @@ def test_console_names_the_options_and_the_values_changed(piped_run):
 def test_console_is_short_and_lightning_details_stay_in_train_log(piped_run):
     run_dir, console = piped_run
     assert len(console) < 40, "\n".join(console)
+    assert not any("\x1b[" in line or "├──" in line for line in console)  # plain text, no rich
     log_text = (run_dir / "train.log").read_text()
     for detail in ("GPU available:", "Total params", "Restoring states from the checkpoint"):
         assert detail in log_text and not any(detail in line for line in console), detail

@@ -75,20 +75,21 @@ def build_classifier(cfg: DictConfig) -> Classifier:
 
 
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
-    """The trainer from `cfg.trainer`; a progress bar only when stderr is a terminal, unless set;
-    mixed precision when `speed.mixed_precision` is on and a GPU is there; checkpoints written
-    atomically and read safely (`checkpoints.CheckpointFiles`); in a SLURM job step, Lightning's
-    own requeue turned off (slurm.py)."""
+    """The trainer from `cfg.trainer`; a progress bar only when stdout (where Lightning's rich bar
+    draws) is a terminal, unless set; its model summary table in train.log; mixed precision when
+    `speed.mixed_precision` is on and a GPU is there; checkpoints written atomically and read
+    safely (`checkpoints.CheckpointFiles`); in a SLURM job step, Lightning's own requeue turned
+    off (slurm.py)."""
     kwargs.setdefault("plugins", [CheckpointFiles(), *lightning_plugins()])
     callbacks = kwargs.get("callbacks", [])
     if cfg.trainer.get("enable_model_summary", True) and not any(
         isinstance(c, ModelSummary) for c in callbacks
     ):
-        # The plain summary logs its table, which configs/hydra/default.yaml sends to train.log;
+        # The plain summary logs its table, which configs/hydra/job_logging/ sends to train.log;
         # Lightning's default one, with rich installed, prints it on the console.
         kwargs["callbacks"] = [*callbacks, ModelSummary()]
     if cfg.trainer.get("enable_progress_bar") is None:
-        kwargs["enable_progress_bar"] = sys.stderr.isatty()
+        kwargs["enable_progress_bar"] = sys.stdout.isatty()
     if cfg.get("speed", {}).get("mixed_precision") and torch.cuda.is_available():
         kwargs["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return instantiate(cfg.trainer, **kwargs)

@@ -2,7 +2,8 @@
 
 On a terminal both are `rich` renderings; otherwise (CI, SLURM, output to a file) the same
 content is logged as plain lines. train.log always gets the plain lines, and the full resolved
-config through `file_log`, which configs/hydra/default.yaml routes to train.log only.
+config through `file_log`, which configs/hydra/job_logging/compact.yaml routes to train.log
+only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 log = logging.getLogger(__name__)
-# Records of this logger reach train.log, never the console (configs/hydra/default.yaml).
+# Records of this logger reach train.log, never the console (configs/hydra/job_logging/).
 file_log = logging.getLogger(f"{__name__}.file")
 
 
