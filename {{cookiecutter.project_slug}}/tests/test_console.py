@@ -13,7 +13,10 @@ import termios
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, run_script, script_env
+from conftest import CONFIG_DIR, PROJECT_DIR, run_script, script_env
+from hydra import initialize_config_dir
+
+from {{ cookiecutter.package_name }}.utils.console import changed_values
 
 OVERRIDES = ("trainer.max_epochs=1", "optimizer.lr=0.002", "seed=7")
 # A short run: enough batches to train, validate and test.
@@ -94,6 +97,20 @@ def test_summary_gives_scores_run_dir_checkpoint_resume_and_sync(piped):
     assert summary["Resume"] == f"python train.py resume={run_dir}"
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert summary["W&B sync"] == f"wandb sync {offline_run}"
+
+
+def test_changed_values_are_the_overrides_and_what_an_experiment_changes(compose_config, tmp_path):
+    cfg = compose_config("+experiment=resnet_digits", "optimizer.lr=0.002")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        changed = changed_values(cfg)
+    # The experiment's model=resnet is an option: resnet's own values are its defaults.
+    assert changed == {
+        "dataset.augment.crop_padding": 1,
+        "optimizer.lr": 0.002,
+        "trainer.max_epochs": 40,
+        "callbacks.early_stopping.patience": 40,
+        "paths.root_dir": str(tmp_path),
+    }
 
 
 def test_wandb_switch_brings_back_its_own_output(tmp_path):
