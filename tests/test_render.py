@@ -376,3 +376,18 @@ def test_no_code_or_config_uses_wandbs_thread_start_method(rendered):
     sources = [p for p in rendered.project.rglob("*") if p.suffix in {".py", ".yaml", ".toml"}]
     assert [p.name for p in sources if "start_method" in p.read_text()] == []
     assert 'start_method="thread"' in (rendered.project / "README.md").read_text()
+
+
+def test_every_question_has_prompt_text_and_switches_are_json_booleans():
+    context = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+    questions = {key: value for key, value in context.items() if not key.startswith("_")}
+    prompts = context["__prompts__"]
+    assert set(prompts) == set(questions)
+    for key, value in questions.items():
+        # A choice has one question, or a question and a text per choice.
+        if isinstance(value, list) and not isinstance(prompts[key], str):
+            assert set(prompts[key]) == {"__prompt__", *value}, key
+    assert all(
+        isinstance(questions[key], bool) for key in ("include_slurm", "include_optuna", "include_docker")
+    )
+    assert set(COMBINATIONS["minimal"]) >= set(UNCHOSEN_WORDS)
