@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
 sys.path.insert(0, str(TEMPLATE_DIR))
-from local_extensions import quoted
+from local_extensions import chosen, quoted
 
 pre_gen = load_hook("pre_gen_project")
 post_gen = load_hook("post_gen_project")
@@ -167,6 +167,7 @@ def test_prune_keeps_a_part_exactly_when_its_answer_chooses_it(tmp_path, answer,
     for relative in post_gen.OPTIONAL_PARTS["include_slurm"] + (".github/workflows/ci.yml", "licenses/MIT"):
         (tmp_path / relative.replace("PKG", "pkg")).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative.replace("PKG", "pkg")).write_text("x")
+    assert chosen(answer) == post_gen.chosen(answer) == kept  # README/pyproject blocks agree
     post_gen.prune_unchosen(answers, tmp_path)
     assert (tmp_path / "src/pkg/addons/slurm.py").exists() == kept
     assert (tmp_path / "configs/hydra/launcher/slurm.yaml").exists() == kept
