@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_DIR
+from conftest import TEMPLATE_DIR, load_hook
+
+post_gen = load_hook("post_gen_project")
 
 CRUFT = [sys.executable, "-m", "cruft"]
 # The project's own repository is committed to with an explicit identity: CI may have none.
@@ -181,3 +183,35 @@ def test_generation_succeeds_with_one_warning_line_when_git_cannot_run(tmp_path,
     assert len(warnings) == 1 and warnings[0].startswith(warning), result.stderr
     assert "Traceback" not in result.stderr
     assert NEXT_STEPS in result.stdout
+
+
+# cookiecutter hands a yes/no answer as a bool; a command line or `.cruft.json` may give text.
+YES_NO = {True: True, "true": True, "True": True, "yes": True, "1": True,
+          False: False, "false": False, "False": False, "no": False, "0": False, "": False}  # fmt: skip
+
+
+@pytest.mark.parametrize(("answer", "meaning"), YES_NO.items(), ids=[repr(answer) for answer in YES_NO])
+def test_yes_no_answers_mean_the_same_in_every_spelling(answer, meaning):
+    assert post_gen.is_true(answer) is meaning
+
+
+BY_CRUFT = {"logger": "csv", "_commit": "0123abc"}  # cruft adds `_commit` to the answers
+# (answers, a Makefile rendered, a first commit made) -> lines the next steps must (+) or must not (-) show
+NEXT_STEP_CASES = {
+    "wandb-no-makefile": ({"logger": "wandb"}, False, False, ["+wandb login", "-make help", "-cruft"]),
+    "csv-with-makefile": ({"logger": "csv"}, True, False, ["+make help", "-wandb", "-cruft"]),
+    "cruft-create-committed": (BY_CRUFT, False, True, ["+git add .cruft.json", "+cruft check"]),
+    "cruft-create-no-repo": (BY_CRUFT, False, False, ["-git add", "+cruft check"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answers", "makefile", "committed", "expected"), NEXT_STEP_CASES.values(), ids=NEXT_STEP_CASES
+)
+def test_next_steps_show_the_commands_that_apply(tmp_path, answers, makefile, committed, expected):
+    if makefile:
+        (tmp_path / "Makefile").write_text("help:\n")
+    message = post_gen.next_steps({"project_slug": "demo", **answers}, tmp_path, committed)
+    assert "cd demo" in message and "pip install -e '.[dev]'" in message and "python train.py" in message
+    for line in expected:
+        assert (line[1:] in message) is (line[0] == "+"), message
