@@ -54,15 +54,26 @@ def git_first_commit(answers: dict, project_dir: Path) -> bool:
         return False
     if (project_dir / ".git").exists():
         return False  # regenerated over an existing repository: never a second `git init`
+    try:
+        failure = commit_everything(git, answers, project_dir)
+    except OSError as error:  # e.g. a `git` on PATH that cannot be executed
+        failure = f"git could not run: {error}"
+    if failure:
+        print(f"warning: {failure}", file=sys.stderr)
+    return failure is None
+
+
+def commit_everything(git: str, answers: dict, project_dir: Path) -> str | None:
+    """Run the git steps; the first failure as one line, or None."""
     # The answers' author only where the user has no identity of their own.
     identity = []
-    for key, answer in (
-        ("user.name", answers.get("author_name")),
-        ("user.email", answers.get("author_email")),
+    for key, answer, fallback in (
+        ("user.name", answers.get("author_name"), "Project author"),
+        ("user.email", answers.get("author_email"), "author@example.invalid"),
     ):
         configured = subprocess.run([git, "config", key], capture_output=True, text=True, cwd=project_dir)
         if not configured.stdout.strip():
-            identity += ["-c", f"{key}={answer or 'author@example.invalid'}"]
+            identity += ["-c", f"{key}={answer or fallback}"]
     steps = {
         "init": ["init", "-q"],
         "add": ["add", "-A"],
@@ -72,9 +83,8 @@ def git_first_commit(answers: dict, project_dir: Path) -> bool:
         result = subprocess.run([git, *arguments], capture_output=True, text=True, cwd=project_dir)
         if result.returncode != 0:
             reason = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
-            print(f"warning: git {name} failed, no first commit made: {reason}", file=sys.stderr)
-            return False
-    return True
+            return f"git {name} failed, no first commit made: {reason}"
+    return None
 
 
 def next_steps(answers: dict, project_dir: Path, committed: bool) -> str:

@@ -159,10 +159,11 @@ def test_regenerating_over_a_repository_never_inits_it_again(tmp_path):
     assert git(project, "status", "--porcelain") == "?? mine.txt"
 
 
-# A PATH whose `git` is missing, or present but failing.
+# A PATH whose `git` is missing, fails, or cannot even be executed.
 BROKEN_GITS = {
     "git-absent": (None, "warning: git not found"),
     "git-failing": ("#!/bin/sh\necho 'fatal: disk on fire' >&2\nexit 128\n", "warning: git init failed"),
+    "git-unrunnable": ("#!/nonexistent/interpreter\n", "warning: git could not run"),
 }
 
 
