@@ -1,4 +1,4 @@
-"""What `python train.py` shows on the console, piped (CI, SLURM, a file) and on a terminal."""
+"""What `python train.py` shows on the console, piped (CI, a batch job, a file) and on a terminal."""
 
 from __future__ import annotations
 

@@ -20,11 +20,11 @@ from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from . import addons
 from .checkpoints import CheckpointFiles, load_checkpoint
 from .errors import Diverged, Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .paths import run_dir
-from .slurm import lightning_plugins, resume_after_requeue
 from .utils.callbacks import build_callbacks
 from .utils.child_ranks import ChildRanks
 from .utils.console import log_full_config, show_config, show_summary
@@ -37,7 +37,6 @@ from .utils.loggers import (
     wandb_sync_command,
 )
 from .utils.metrics import FinalProgress, final_progress, scalar_metrics, write_metrics
-from .utils.pruning import search_trial_callbacks
 from .utils.run_record import write_run_record
 from .utils.threads import use_thread_share
 
@@ -78,9 +77,8 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     """The trainer from `cfg.trainer`; a progress bar only when stdout (where Lightning's rich bar
     draws) is a terminal, unless set; its model summary table in train.log; mixed precision when
     `speed.mixed_precision` is on and a GPU is there; checkpoints written atomically and read
-    safely (`checkpoints.CheckpointFiles`); in a SLURM job step, Lightning's own requeue turned
-    off (slurm.py)."""
-    kwargs.setdefault("plugins", [CheckpointFiles(), *lightning_plugins()])
+    safely (`checkpoints.CheckpointFiles`); and the plugins of addons/."""
+    kwargs.setdefault("plugins", [CheckpointFiles(), *addons.trainer_plugins()])
     callbacks = kwargs.get("callbacks", [])
     if cfg.trainer.get("enable_model_summary", True) and not any(
         isinstance(c, ModelSummary) for c in callbacks
@@ -128,7 +126,7 @@ def run_info(model: pl.LightningModule) -> dict[str, Any]:
 
 
 def run_training(cfg: DictConfig) -> dict[str, float]:
-    resume_after_requeue(cfg, run_dir())  # a SLURM job started again goes on from its last.ckpt
+    addons.prepare_training(cfg, run_dir())  # e.g. a requeued job goes on from its last.ckpt
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path, mmap=True)  # refuse an unsafe or broken file before any work
     with signals_interrupt("stopped by {signal} before training started; nothing saved"):
@@ -150,7 +148,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         stop_on_signal,
         FinalProgress(),
         child_ranks,
-        *search_trial_callbacks(cfg.monitor.metric),  # none unless a search runs this
+        *addons.training_callbacks(cfg),  # e.g. reports to a search's trial
     ]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 

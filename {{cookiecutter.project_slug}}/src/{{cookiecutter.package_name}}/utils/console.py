@@ -1,6 +1,6 @@
 """What a run shows on the console: a view of its config at the start, a summary at the end.
 
-On a terminal both are `rich` renderings; otherwise (CI, SLURM, output to a file) the same
+On a terminal both are `rich` renderings; otherwise (CI, a batch job, output to a file) the same
 content is logged as plain lines. train.log always gets the plain lines, and the full resolved
 config through `file_log`, which configs/hydra/job_logging/compact.yaml routes to train.log
 only.
