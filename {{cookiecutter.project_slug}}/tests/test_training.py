@@ -58,7 +58,7 @@ def test_resume_trains_only_the_remaining_epochs(compose_config):
 def test_progress_bar_only_on_a_terminal_unless_set(
     compose_config, monkeypatch, on_terminal, overrides, shows_bar
 ):
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: on_terminal)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: on_terminal)
     trainer = build_trainer(compose_config(*overrides), logger=False)
     assert (trainer.progress_bar_callback is not None) == shows_bar
 

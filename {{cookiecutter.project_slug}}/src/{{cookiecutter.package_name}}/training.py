@@ -16,6 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -26,8 +27,15 @@ from .models.classifier import Classifier
 from .paths import run_dir
 from .utils.callbacks import build_callbacks
 from .utils.child_ranks import ChildRanks
+from .utils.console import log_full_config, show_config, show_summary
 from .utils.fault_tolerance import ExactResume, StopOnSignal
-from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, keep_csv_histories, wandb_run_finished
+from .utils.loggers import (
+    WandbRunIdInCheckpoint,
+    build_loggers,
+    keep_csv_histories,
+    wandb_run_finished,
+    wandb_sync_command,
+)
 from .utils.metrics import FinalProgress, final_progress, scalar_metrics, write_metrics
 from .utils.run_record import write_run_record
 from .utils.threads import use_thread_share
@@ -43,7 +51,7 @@ def start_job(cfg: DictConfig) -> tuple[Path, pl.LightningDataModule]:
     """Log the run dir and the resolved config, seed everything, and get the data ready
     (downloads run once, on global rank 0) before any logger starts; return both."""
     out_dir = run_dir()
-    log.info("Run dir: %s\nConfig:\n%s", out_dir, OmegaConf.to_yaml(cfg, resolve=True))
+    log_full_config(cfg, out_dir)  # to train.log; the console gets `show_config` once the model is built
     threads = use_thread_share(cfg)
     rank_zero_only(write_run_record)(cfg, out_dir, threads)  # first, so a failed run has it too
     pl.seed_everything(cfg.seed, workers=True)
@@ -66,12 +74,20 @@ def build_classifier(cfg: DictConfig) -> Classifier:
 
 
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
-    """The trainer from `cfg.trainer`; a progress bar only when stderr is a terminal, unless set;
-    mixed precision when `speed.mixed_precision` is on and a GPU is there; checkpoints written
-    atomically and read safely (`checkpoints.CheckpointFiles`); and the plugins of addons/."""
+    """The trainer from `cfg.trainer`; a progress bar only when stdout (where Lightning's rich bar
+    draws) is a terminal, unless set; its model summary table in train.log; mixed precision when
+    `speed.mixed_precision` is on and a GPU is there; checkpoints written atomically and read
+    safely (`checkpoints.CheckpointFiles`); and the plugins of addons/."""
     kwargs.setdefault("plugins", [CheckpointFiles(), *addons.trainer_plugins()])
+    callbacks = kwargs.get("callbacks", [])
+    if cfg.trainer.get("enable_model_summary", True) and not any(
+        isinstance(c, ModelSummary) for c in callbacks
+    ):
+        # The plain summary logs its table, which configs/hydra/job_logging/ sends to train.log;
+        # Lightning's default one, with rich installed, prints it on the console.
+        kwargs["callbacks"] = [*callbacks, ModelSummary()]
     if cfg.trainer.get("enable_progress_bar") is None:
-        kwargs["enable_progress_bar"] = sys.stderr.isatty()
+        kwargs["enable_progress_bar"] = sys.stdout.isatty()
     if cfg.get("speed", {}).get("mixed_precision") and torch.cuda.is_available():
         kwargs["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return instantiate(cfg.trainer, **kwargs)
@@ -120,7 +136,9 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
 def train_and_test(cfg: DictConfig) -> dict[str, float]:
     out_dir, datamodule = start_job(cfg)
     model = build_classifier(cfg)
-    loggers = build_loggers(cfg, run_info(model), resume_from=cfg.get("ckpt_path"))
+    info = run_info(model)
+    rank_zero_only(show_config)(cfg, out_dir, info["num_params"]["total"])
+    loggers = build_loggers(cfg, info, resume_from=cfg.get("ckpt_path"))
     last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
     stop_on_signal, child_ranks = StopOnSignal(last_checkpoint), ChildRanks()
     callbacks = [
@@ -148,16 +166,33 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
             keep_csv_histories(trainer.loggers)  # what a ddp_spawn worker wrote
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            # verbose=False: the summary below has the test metrics, in fewer lines.
+            trainer.test(
+                model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
+            )
             metrics |= scalar_metrics(trainer.callback_metrics)
         metrics |= progress
+        sync_command = wandb_sync_command(trainer)  # while the run is open
     if trainer.is_global_zero:
-        path = write_metrics(out_dir, metrics)
-        summary = ", ".join(
-            f"{name}={metrics[name]:.4f}" for name in ("val/acc_best", "test/acc") if name in metrics
-        )
-        log.info("Done: %s\nMetrics: %s\nCheckpoints: %s", summary, path, out_dir / "checkpoints")
+        write_metrics(out_dir, metrics)
+        show_summary(run_summary(metrics, out_dir, best, sync_command))
     return metrics
+
+
+def run_summary(
+    metrics: dict[str, float], out_dir: Path, best: str, sync_command: str | None
+) -> dict[str, str]:
+    """What a run ends with: its scores, where it is, how to go on with it."""
+    scores = {
+        name: value for name, value in metrics.items() if name == "val/acc_best" or name.startswith("test/")
+    }
+    return {
+        "Done": "  ".join(f"{name}={value:.4f}" for name, value in scores.items()),
+        "Run dir": f"{out_dir}  (metrics.json, train.log, .hydra/config.yaml)",
+        "Best checkpoint": best or "none saved",
+        "Resume": f"python train.py resume={out_dir}",
+        **({"W&B sync": sync_command} if sync_command else {}),
+    }
 
 
 @contextmanager

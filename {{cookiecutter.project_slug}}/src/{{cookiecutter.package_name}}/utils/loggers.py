@@ -44,16 +44,12 @@ def wandb_logged_in() -> bool:
         return False
 
 
-def use_offline_wandb_without_login(save_dir: str) -> None:
+def use_offline_wandb_without_login() -> bool:
+    """Set WANDB_MODE=offline when it is unset and W&B has no login; True if it did."""
     if os.environ.get("WANDB_MODE") or wandb_logged_in():
-        return
+        return False
     os.environ["WANDB_MODE"] = "offline"
-    log.warning(
-        "W&B: no login found, logging offline to %s/wandb; "
-        "upload later with `wandb sync %s/wandb/offline-run-*`",
-        save_dir,
-        save_dir,
-    )
+    return True
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
@@ -76,19 +72,43 @@ def build_loggers(
     # `logger.<name>=null` leaves that one out.
     logger_cfgs = {name: node for name, node in (cfg.get("logger") or {}).items() if node is not None}
     extra_kwargs: dict[str, dict[str, Any]] = {}
-    if "wandb" in logger_cfgs:
-        use_offline_wandb_without_login(logger_cfgs["wandb"].save_dir)
-        if run_id := wandb_run_id(resume_from):
-            extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
+    no_login = "wandb" in logger_cfgs and use_offline_wandb_without_login()
+    if "wandb" in logger_cfgs and (run_id := wandb_run_id(resume_from)):
+        extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
     loggers: list[Logger] = [
         instantiate(logger_cfg, **extra_kwargs.get(name, {})) for name, logger_cfg in logger_cfgs.items()
     ]
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous", False) is None:
+            # Lightning always passes `anonymous`, which recent W&B warns has no effect.
+            del logger._wandb_init["anonymous"]
     if resume_from:
         keep_csv_histories(loggers)
     config = plain_config(cfg) | (run_info or {})
     for logger in loggers:
         logger.log_hyperparams(config)
+    log_wandb_status(loggers, no_login)
     return loggers
+
+
+@rank_zero_only
+def log_wandb_status(loggers: list[Logger], no_login: bool) -> None:
+    """W&B's one line on the console (its own output is silenced in configs/logger/wandb.yaml)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and no_login:
+            log.warning("W&B: no login found, %s", wandb_status(logger))
+        elif isinstance(logger, WandbLogger):
+            log.info("W&B: %s", wandb_status(logger))
+
+
+def wandb_status(logger: WandbLogger) -> str:
+    """Where this W&B run goes, in the one line the console shows of W&B by default."""
+    run = logger.experiment
+    if run.disabled:
+        return "disabled"
+    if run.offline:
+        return f"logging offline; upload it later with `wandb sync {run.sync_dir}`"
+    return f"logging to {run.url}"
 
 
 @rank_zero_only
@@ -117,6 +137,14 @@ def keep_csv_histories(loggers: list[Logger]) -> None:
 
 def wandb_loggers(trainer: pl.Trainer) -> list[WandbLogger]:
     return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+
+
+def wandb_sync_command(trainer: pl.Trainer) -> str | None:
+    """`wandb sync <dir>` for this job's offline W&B run, on global rank 0; None without one."""
+    for logger in wandb_loggers(trainer) if trainer.is_global_zero else []:
+        if logger.experiment.offline and not logger.experiment.disabled:
+            return f"wandb sync {logger.experiment.sync_dir}"
+    return None
 
 
 class WandbRunIdInCheckpoint(pl.Callback):
