@@ -1,6 +1,6 @@
 """The generated project's everyday tooling works as rendered, for every named option combination:
-pre-commit (through `make lint`), mypy (through `make typecheck`), the Makefile's targets, the
-GitHub Actions workflow and the Dockerfile.
+pre-commit (through `make lint`), the Makefile's targets, the GitHub Actions workflow and the
+Dockerfile; mypy (through `make typecheck`) on the two combinations that bracket the others.
 
 Every tool runs offline: the pre-commit hooks are local ones calling installed console scripts,
 the workflow is checked against the GitHub workflow schema that check-jsonschema ships, and
