@@ -1,4 +1,4 @@
-"""Jinja filter used by the template: `{{ value | quoted }}`.
+"""Jinja filter and test used by the template: `{{ value | quoted }}`, `{% if answer is chosen %}`.
 
 It renders a free-text answer as a double-quoted string literal that is valid, and means the
 same text, in Python, TOML and YAML alike. Jinja's own `tojson` is not enough: it writes
@@ -20,7 +20,18 @@ def quoted(value: object) -> str:
     return f'"{escaped}"'
 
 
+# The same rule as hooks/post_gen_project.py's `chosen`, which prunes the files of these parts.
+OFF_ANSWERS = {"false", "no", "n", "0", "off", "none", ""}
+
+
+def chosen(value: object) -> bool:
+    """An answer as a switch: a JSON boolean, the text the command line and cruft may hand over
+    instead ("True", "false"), or a choice whose "none" means off (ci)."""
+    return value if isinstance(value, bool) else str(value).strip().lower() not in OFF_ANSWERS
+
+
 class QuotedExtension(Extension):
     def __init__(self, environment):
         super().__init__(environment)
         environment.filters["quoted"] = quoted
+        environment.tests["chosen"] = chosen

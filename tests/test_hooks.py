@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import keyword
 import sys
 import tomllib
@@ -15,9 +16,10 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
 sys.path.insert(0, str(TEMPLATE_DIR))
-from local_extensions import quoted
+from local_extensions import chosen, quoted
 
 pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
 
 BAD_ANSWERS = {
     "package-leading-digit": ("package_name", "3d_vision", "not a lowercase Python identifier"),
@@ -28,8 +30,6 @@ BAD_ANSWERS = {
     "slug-with-space": ("project_slug", "my project", "not a valid folder/distribution name"),
     "slug-with-slash": ("project_slug", "a/b", "not a valid folder/distribution name"),
     "slug-trailing-dash": ("project_slug", "bad-", "not a valid folder/distribution name"),
-    "python-too-old": ("python_version", "3.9", "is not supported"),
-    "python-not-a-version": ("python_version", "latest", "is not supported"),
     "email-without-at": ("author_email", "nobody", "not an e-mail address"),
     "wandb-entity-uppercase": ("wandb_entity", "My Team", "not a W&B entity name"),
     "wandb-project-slash": ("wandb_project", "a/b", "not a W&B project name"),
@@ -50,6 +50,40 @@ def test_bad_answer_is_rejected_with_one_line_and_nothing_written(tmp_path, key,
     # empty parent folder before the hook runs; it removes only the project folder itself.
     leftovers = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
     assert leftovers == (["a"] if value == "a/b" and key == "project_slug" else [])
+
+
+# A value outside a choice list, or not a yes/no for a switch, is refused by cookiecutter itself,
+# in generate_context, before any template code (extension, pre-generation hook) runs: it exits
+# with status 1 and a traceback ending in one ValueError line, and the template cannot shorten
+# it. What is tested is what a user gets: non-zero, nothing on disk, a last line naming the value.
+# name: (answer, what the last line says)
+INVALID_CHOICES = {
+    "python-too-old": ("python_version=3.9", "3.9 provided for choice variable python_version"),
+    "python-not-a-version": ("python_version=latest", "latest provided for choice variable python_version"),
+    "unknown-license": ("license=GPL", "GPL provided for choice variable license"),
+    "unknown-ci": ("ci=gitlab", "gitlab provided for choice variable ci"),
+    "switch-not-yes-or-no": ("include_slurm=maybe", "maybe provided for variable include_slurm"),
+}
+
+
+@pytest.mark.parametrize(("answer", "message"), INVALID_CHOICES.values(), ids=INVALID_CHOICES)
+def test_invalid_choice_is_refused_by_cookiecutter_before_anything_is_written(tmp_path, answer, message):
+    result = run_cookiecutter(tmp_path, answer)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"ValueError: {message}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pre_generation_check_still_names_the_supported_pythons():
+    # Reached only when cookiecutter.json's choices and SUPPORTED_PYTHON disagree.
+    assert (
+        pre_gen.check_python_version("3.9")
+        == "python_version '3.9' is not supported: use one of 3.10, 3.11, 3.12, 3.13"
+    )
+    assert (
+        list(pre_gen.SUPPORTED_PYTHON)
+        == json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["python_version"]
+    )
 
 
 def test_no_input_render_never_prompts(tmp_path):
@@ -111,3 +145,31 @@ def test_quoted_text_means_the_same_in_python_toml_and_yaml(text):
     assert ast.literal_eval(literal) == text
     assert tomllib.loads(f"value = {literal}")["value"] == text
     assert yaml.safe_load(f"value: {literal}")["value"] == text
+
+
+# The answer as the hook gets it (cookiecutter.json's booleans, or text from cruft or an older
+# cookiecutter): whether the part stays.
+SWITCH_ANSWERS = {
+    "json-true": (True, True),
+    "json-false": (False, False),
+    "text-True": ("True", True),
+    "text-false": ("false", False),
+    "text-no": ("no", False),
+    "ci-github": ("github", True),
+    "ci-none": ("none", False),
+}
+
+
+@pytest.mark.parametrize(("answer", "kept"), SWITCH_ANSWERS.values(), ids=SWITCH_ANSWERS)
+def test_prune_keeps_a_part_exactly_when_its_answer_chooses_it(tmp_path, answer, kept):
+    answers = {"package_name": "pkg", "license": "MIT"} | {option: True for option in post_gen.OPTIONAL_PARTS}
+    answers["include_slurm"] = answers["ci"] = answer
+    for relative in post_gen.OPTIONAL_PARTS["include_slurm"] + (".github/workflows/ci.yml", "licenses/MIT"):
+        (tmp_path / relative.replace("PKG", "pkg")).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative.replace("PKG", "pkg")).write_text("x")
+    assert chosen(answer) == post_gen.chosen(answer) == kept  # README/pyproject blocks agree
+    post_gen.prune_unchosen(answers, tmp_path)
+    assert (tmp_path / "src/pkg/addons/slurm.py").exists() == kept
+    assert (tmp_path / "configs/hydra/launcher/slurm.yaml").exists() == kept
+    assert (tmp_path / ".github").exists() == kept
+    assert (tmp_path / "LICENSE").read_text() == "x" and not (tmp_path / "licenses").exists()

@@ -156,7 +156,7 @@ AUTO_SHARE_CASES = {
     "joblib-n_jobs=2": ([], JOBS_2, 2),
     "joblib-n_jobs=2-of-ddp-2": (["trainer.accelerator=cpu", "trainer.devices=2"], JOBS_2, 4),
     "joblib-n_jobs=-1": ([], {"_target_": "x.JoblibLauncher", "n_jobs": -1}, CORES),
-    "submitit": ([], {"_target_": "x.SlurmLauncher"}, 1),
+    "another-launcher": ([], {"_target_": "x.ClusterLauncher"}, 1),
 }
 
 
@@ -172,9 +172,9 @@ def test_auto_share_divides_the_cores_by_the_processes_training_at_once(
     assert threads == max(CORES // processes, 1) and source.startswith(f"auto: {CORES} cores")
 
 
-def test_parallel_trials_of_the_search_runner_share_the_cores(compose_config, monkeypatch):
+def test_parallel_trials_of_a_runner_share_the_cores(compose_config, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setenv("TRAIN_PARALLEL_JOBS", "2")  # what `search --workers 2` gives each trial
+    monkeypatch.setenv("TRAIN_PARALLEL_JOBS", "2")  # what a runner with 2 workers gives each trial
     threads, source = thread_share(compose_config(), None)
     assert threads == max(CORES // 2, 1) and "(2 parallel jobs" in source
 

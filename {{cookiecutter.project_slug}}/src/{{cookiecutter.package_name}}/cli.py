@@ -12,9 +12,10 @@ import hydra
 from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
+from . import addons
 from .agent_args import hydra_overrides
 from .distributed import child_job_args
-from .errors import RunError, UsageError, signals_interrupt
+from .errors import RunError, signals_interrupt
 from .failures import checked_job, exit_with, hydra_errors_reported
 from .paths import config_dir
 from .run_dirs import run_dir_overrides
@@ -29,21 +30,10 @@ def prepare_process() -> None:
         sys.argv[1:] = job
         return
     try:
-        refuse_search(sys.argv[1:])
+        addons.check_args(sys.argv[1:])
         sys.argv[1:] = run_dir_overrides(hydra_overrides(sys.argv[1:]))
     except RunError as error:
         exit_with(error)
-
-
-def refuse_search(args: list[str]) -> None:
-    """`hparams_search=<name>` is for the search runner, which runs train.py for each trial."""
-    for arg in args:
-        if arg.lstrip("+").partition("=")[0] == "hparams_search":
-            others = " ".join(other for other in args if other != arg)
-            raise UsageError(
-                f"{arg}: a search runs train.py once per trial: "
-                f"python -m {__package__}.search {arg.lstrip('+')}{f' {others}' if others else ''}"
-            )
 
 
 @hydra_errors_reported

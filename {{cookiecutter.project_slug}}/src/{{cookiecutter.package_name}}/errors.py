@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-# SIGUSR2: what SLURM sends before a time limit (submitit's `--signal=USR2@...`) or by
-# `scancel --signal=USR2`; inside a SLURM job it also requeues the job (slurm.py). Not on Windows.
+# SIGUSR2: the warning batch schedulers send before a time limit; a scheduler's addon may requeue
+# the job on it (addons/). Not on Windows.
 PREEMPTION_SIGNALS = (signal.SIGUSR2,) if hasattr(signal, "SIGUSR2") else ()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, *PREEMPTION_SIGNALS)
 

@@ -5,8 +5,8 @@
   key and the nearest valid ones, exit status 2. `HYDRA_FULL_ERROR=1` shows Hydra's own report.
 - `checked_job` wraps a task function: `check_config`, then the task. A `RunError` ends a single
   run with its line and exit status. In a multirun it fails only its own job (the other jobs
-  still run), except `Interrupted`, which stops the whole multirun with its exit status (in a
-  SLURM job, SIGUSR2 requeues the job first: slurm.py).
+  still run), except `Interrupted`, which stops the whole multirun with its exit status (the
+  optional parts in addons/ may wrap the job too).
 - Two Hydra callbacks, listed under `hydra.callbacks` in configs/hydra/default.yaml:
   `CheckBeforeRunDir` checks a single run's config before Hydra creates the run dir, so a bad
   value leaves nothing behind; `ReportFailedJobs` collects a multirun's failed jobs, which end
@@ -45,9 +45,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from . import addons
 from .config_checks import check_config
 from .errors import ConfigError, Interrupted, RunError
-from .slurm import requeued_on_preemption
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +175,12 @@ def checked_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
     @functools.wraps(task)
     def job(cfg: DictConfig) -> Any:
         try:
-            with requeued_on_preemption():  # in a SLURM job; see slurm.py
+            with addons.job_context():  # e.g. a scheduler's requeue on preemption
                 check_config(cfg)
                 return task(cfg)
         except RunError as error:
-            # An interruption ends the process (a SLURM job too, so that submitit records no
-            # result and waits for the requeued job), except in a joblib worker: there it goes
+            # An interruption ends the process (a scheduler's job too, so that its launcher records
+            # no result and waits for the requeued job), except in a joblib worker: there it goes
             # back to the launcher, which ends the multirun (parallel_jobs.py).
             if not in_multirun() or (isinstance(error, Interrupted) and not in_joblib_worker()):
                 exit_with(error)

@@ -67,7 +67,7 @@ def run_dir_overrides(args: list[str]) -> list[str]:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint a run in `run_dir` goes on from (`resume`, a requeued SLURM job), if it saved one."""
+    """The checkpoint a run in `run_dir` goes on from (`resume`, a requeued job), if it saved one."""
     last = run_dir / "checkpoints" / "last.ckpt"
     return last if last.is_file() else None
 

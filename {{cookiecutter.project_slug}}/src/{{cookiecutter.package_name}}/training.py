@@ -19,17 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from . import addons
 from .checkpoints import CheckpointFiles, load_checkpoint
 from .errors import Diverged, Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .paths import run_dir
-from .slurm import lightning_plugins, resume_after_requeue
 from .utils.callbacks import build_callbacks
 from .utils.child_ranks import ChildRanks
 from .utils.fault_tolerance import ExactResume, StopOnSignal
 from .utils.loggers import WandbRunIdInCheckpoint, build_loggers, keep_csv_histories, wandb_run_finished
 from .utils.metrics import FinalProgress, final_progress, scalar_metrics, write_metrics
-from .utils.pruning import search_trial_callbacks
 from .utils.run_record import write_run_record
 from .utils.threads import use_thread_share
 
@@ -69,9 +68,8 @@ def build_classifier(cfg: DictConfig) -> Classifier:
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     """The trainer from `cfg.trainer`; a progress bar only when stderr is a terminal, unless set;
     mixed precision when `speed.mixed_precision` is on and a GPU is there; checkpoints written
-    atomically and read safely (`checkpoints.CheckpointFiles`); in a SLURM job step, Lightning's
-    own requeue turned off (slurm.py)."""
-    kwargs.setdefault("plugins", [CheckpointFiles(), *lightning_plugins()])
+    atomically and read safely (`checkpoints.CheckpointFiles`); and the plugins of addons/."""
+    kwargs.setdefault("plugins", [CheckpointFiles(), *addons.trainer_plugins()])
     if cfg.trainer.get("enable_progress_bar") is None:
         kwargs["enable_progress_bar"] = sys.stderr.isatty()
     if cfg.get("speed", {}).get("mixed_precision") and torch.cuda.is_available():
@@ -112,7 +110,7 @@ def run_info(model: pl.LightningModule) -> dict[str, Any]:
 
 
 def run_training(cfg: DictConfig) -> dict[str, float]:
-    resume_after_requeue(cfg, run_dir())  # a SLURM job started again goes on from its last.ckpt
+    addons.prepare_training(cfg, run_dir())  # e.g. a requeued job goes on from its last.ckpt
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path, mmap=True)  # refuse an unsafe or broken file before any work
     with signals_interrupt("stopped by {signal} before training started; nothing saved"):
@@ -132,7 +130,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         stop_on_signal,
         FinalProgress(),
         child_ranks,
-        *search_trial_callbacks(cfg.monitor.metric),  # none unless a search runs this
+        *addons.training_callbacks(cfg),  # e.g. reports to a search's trial
     ]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 

@@ -1,4 +1,4 @@
-"""What the offline sweep runner (`sweep.py`) and the Optuna search runner (`search.py`) share.
+"""What the trial runners share: the offline sweep runner (`sweep.py`) and the others.
 
 Each trial is `train.py` in a subprocess with its own run dir ($TRAIN_RUN_DIR); signals to the
 runner are passed on to the running trials, which save their last.ckpt; a trial left unfinished

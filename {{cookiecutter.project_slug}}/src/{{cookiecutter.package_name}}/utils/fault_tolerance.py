@@ -1,11 +1,11 @@
 """Runs that can be killed at any moment and resumed exactly.
 
-`StopOnSignal`: SIGTERM (kill, docker stop, Kubernetes, SLURM) or Ctrl-C during training stops
+`StopOnSignal`: SIGTERM (kill, docker stop, Kubernetes, schedulers) or Ctrl-C during training stops
 the run at the next point Lightning can resume from exactly (after the current training batch,
 or after validation at the end of an epoch), saves `checkpoints/last.ckpt` there, and makes
 `trainer.fit` raise Lightning's `SIGTERMException`; `run_training` turns that into
 `Interrupted` (exit 128 + signal number). A second Ctrl-C aborts at once, without saving.
-SIGUSR2, SLURM's warning before a time limit, stops the same way (and requeues: slurm.py).
+SIGUSR2, a batch scheduler's warning before a time limit, stops the same way (addons/ may requeue).
 
 `ExactResume`: every checkpoint carries the global random state (torch, CUDA, numpy, Python)
 and the training loader's state (`TensorBatches.state_dict`: its own generator, which drives the

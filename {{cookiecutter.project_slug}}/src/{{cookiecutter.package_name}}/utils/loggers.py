@@ -149,7 +149,7 @@ def finish_wandb(exit_code: int) -> None:
     try:
         wandb.finish(exit_code=exit_code)
     except OSError as error:
-        # SLURM signals every process of a job: wandb's service process quits on SIGTERM
+        # A batch scheduler signals every process of a job: wandb's service process quits on SIGTERM
         # (wandb/wandb#9963), so a job stopped that way cannot finish its run; what was logged
         # is kept, and the resumed job continues the same run.
         if exit_code == 0:

@@ -9,7 +9,7 @@ So each job sets `torch.set_num_threads` before training, first of these that ap
 2. `OMP_NUM_THREADS`, if you set it for the command;
 3. auto (`threads: null`): the cores this process may run on (`os.sched_getaffinity`) divided by
    the processes training at once on this machine: `hydra.launcher.n_jobs` of a joblib multirun
-   (or `$TRAIN_PARALLEL_JOBS`, which the Optuna runner sets to its `--workers`; set it yourself
+   (or `$TRAIN_PARALLEL_JOBS`, which a search runner sets to its `--workers`; set it yourself
    for several W&B agents on one machine) times the DDP processes of a job that runs on CPU
    (`trainer.devices`), at least 1.
 """

@@ -1,5 +1,7 @@
 """SLURM jobs (`python train.py -m hydra/launcher=slurm ...`): stopped, requeued, resumed.
 
+An optional part of the project (`include_slurm`): its hooks are at the end (see __init__.py).
+
 One mechanism handles the signals SLURM sends before it kills a job, this project's own:
 `StopOnSignal` stops training at the next point it resumes from exactly and saves
 `checkpoints/last.ckpt` there (`signals_interrupt` stops at once outside training).
@@ -34,8 +36,8 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from .errors import PREEMPTION_SIGNALS, Interrupted, signals_interrupt
-from .run_dirs import last_checkpoint
+from ..errors import PREEMPTION_SIGNALS, Interrupted, signals_interrupt
+from ..run_dirs import last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +105,9 @@ def lightning_plugins() -> list[Any]:
     from lightning_fabric.plugins.environments import SLURMEnvironment
 
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+# The hooks the rest of the package calls (addons/__init__.py).
+job_context = requeued_on_preemption
+prepare_training = resume_after_requeue
+trainer_plugins = lightning_plugins
