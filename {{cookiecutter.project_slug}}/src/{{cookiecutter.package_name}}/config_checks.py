@@ -225,7 +225,7 @@ def resolved(parent: DictConfig, name: str, key: str) -> Any:
 
 def written(parent: DictConfig, name: str) -> Any:
     """The value as written in the config, `${...}` interpolations unresolved."""
-    return OmegaConf.to_container(parent, resolve=False)[name]  # type: ignore[index]
+    return OmegaConf.to_container(parent, resolve=False)[name]  # type: ignore[call-overload,index]
 
 
 def shown(parent: DictConfig, name: str, value: Any) -> str:
@@ -283,7 +283,7 @@ def check_hardware(trainer: DictConfig | None) -> None:
     """A GPU accelerator the machine does not have, or more GPUs than it has, stops here rather
     than in Lightning's Trainer, after the run dir and the data. Imports torch, for GPUs only."""
     accelerator = trainer.get("accelerator") if trainer is not None else None
-    if accelerator not in GPU_KINDS:
+    if trainer is None or accelerator not in GPU_KINDS:
         return
     import torch
 

@@ -25,7 +25,7 @@ import shutil
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +114,7 @@ UNKNOWN_KEY = (ConfigKeyError, ConfigAttributeError)
 def hydra_error_line(error: Exception) -> str | None:
     """One line for an error Hydra raises while composing a config; None for other errors."""
     message, cause = str(error), error.__cause__
-    if isinstance(error, MissingConfigException) and error.options:
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
         within = re.match(r"In '(\w+/[^']+)'", message)  # in an experiment's defaults list, say
         where = f" (in {within[1]})" if within and not within[1].startswith("hydra/") else ""
@@ -143,7 +143,7 @@ def unknown_key_line(message: str, cause: OmegaConfBaseException) -> str:
     return line + (f" (+{appended[1]} adds a new key)" if appended else "")
 
 
-def did_you_mean(name: str, candidates: list[str], prefix: str = "") -> str:
+def did_you_mean(name: str, candidates: Sequence[str], prefix: str = "") -> str:
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     return f" did you mean {' or '.join(prefix + match for match in close)}?" if close else ""
 
@@ -325,6 +325,7 @@ class ReportFailedJobs(Callback):
         if (
             job_return.status == JobStatus.FAILED
             and isinstance(error, ConfigError)
+            and job_return.cfg is not None
             and fails_check(job_return.cfg)
         ):
             remove_job_dir(Path(config.hydra.runtime.output_dir))

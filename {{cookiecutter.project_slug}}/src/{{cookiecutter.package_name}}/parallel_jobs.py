@@ -29,6 +29,7 @@ from types import FrameType
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import TaskFunction
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as PluginLauncher
 from omegaconf import DictConfig
 
@@ -44,6 +45,8 @@ class NotStarted(Interrupted):
 
 
 class JoblibLauncher(PluginLauncher):
+    task_function: TaskFunction | None  # the plugin's attribute; the plugin has no type hints
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         task = self.task_function
         if task is not None and not isinstance(task, JobInWorker):

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -37,7 +37,7 @@ def load_run(path: str | Path) -> tuple[Classifier, DictConfig]:
     if not checkpoint.is_file() or not config.is_file():
         raise UsageError(f"{path} is not a run dir or a checkpoint in one: need {checkpoint} and {config}")
     model = load_classifier(checkpoint).eval()
-    return model, OmegaConf.load(config)
+    return model, cast(DictConfig, OmegaConf.load(config))
 
 
 @torch.no_grad()

@@ -513,7 +513,7 @@ def open_study(
         study = optuna.create_study(
             storage=storage,
             study_name=name,
-            direction=direction,
+            direction=optuna.study.StudyDirection[direction.upper()],
             sampler=build_sampler(spec),
             pruner=pruner,
         )

@@ -163,7 +163,7 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         metrics = scalar_metrics(trainer.callback_metrics)
         # A resumed run with no epoch left to train logs nothing; the best score is in the model.
         metrics.setdefault("val/acc_best", float(model.val_acc_best.max_value))
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         if cfg.get("test", True):
             keep_csv_histories(trainer.loggers)  # what a ddp_spawn worker wrote
             # verbose=False: the summary below has the test metrics, in fewer lines.

@@ -34,7 +34,7 @@ LOCK_FILE = "runner.lock"
 FINISHED = "finished"
 # Signals that stop the runner, and what the running trials are sent for each: a hang-up (a
 # closed terminal) must not leave a trial running on its own in its session.
-FORWARDED_SIGNALS = {
+FORWARDED_SIGNALS: dict[int, signal.Signals] = {
     signal.SIGINT: signal.SIGINT,
     signal.SIGTERM: signal.SIGTERM,
     signal.SIGHUP: signal.SIGTERM,

@@ -4,6 +4,7 @@ augmentation on whole batches."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -76,7 +77,7 @@ class ImageDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         mean: Sequence[float] = (0.0,),
         std: Sequence[float] = (1.0,),
-        augment: Mapping[str, object] | None = None,
+        augment: Mapping[str, Any] | None = None,
         eval_batch_size: int = 512,
         class_names: Sequence[str] | None = None,
     ) -> None:

@@ -27,8 +27,10 @@ def load_image(path: Path, input_shape: Sequence[int]) -> Tensor:
 
     channels, height, width = input_shape
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+        with Image.open(path) as opened:
+            image = opened.convert("L" if channels == 1 else "RGB").resize(
+                (width, height), Image.Resampling.BILINEAR
+            )
     except (UnidentifiedImageError, OSError) as error:
         raise DataError(f"cannot read image {path}: {error}") from error
     array = np.asarray(image, dtype=np.uint8).reshape(height, width, channels)

@@ -14,8 +14,9 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from pytorch_lightning.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ..errors import Diverged
@@ -27,6 +28,8 @@ STAGES = ("train", "val", "test")
 
 
 class Classifier(pl.LightningModule):
+    val_metrics: MetricCollection  # set in __init__ with setattr, one collection per stage
+
     def __init__(
         self,
         net: dict[str, Any],
@@ -42,7 +45,7 @@ class Classifier(pl.LightningModule):
         self.criterion = nn.CrossEntropyLoss()
         # One collection per stage (`train_metrics`, ...): a stage's metrics accumulate separately.
         for stage in STAGES:
-            metrics = {
+            metrics: dict[str, Metric | MetricCollection] = {
                 "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
                 "loss": MeanMetric(),
             }
@@ -83,7 +86,8 @@ class Classifier(pl.LightningModule):
         logits = self(inputs)
         loss = self.criterion(logits, targets)
         if stage == "train" and not torch.isfinite(loss):
-            return self._on_nonfinite_loss(loss), logits
+            self._on_nonfinite_loss(loss)
+            return None, logits
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         metrics["acc"](logits, targets)
         metrics["loss"](loss, weight=len(targets))
@@ -106,7 +110,7 @@ class Classifier(pl.LightningModule):
         return None
 
     def on_train_epoch_start(self) -> None:
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], sync_dist=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], sync_dist=True)
         self.skipped_this_epoch = 0
 
     def on_train_epoch_end(self) -> None:
@@ -139,13 +143,13 @@ class Classifier(pl.LightningModule):
         _, logits = self._step("test", batch)
         self.test_confusion.update(logits, batch[1])
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer: torch.optim.Optimizer = instantiate(self.hparams.optimizer)(self.parameters())
-        if not self.hparams.scheduler:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        optimizer: torch.optim.Optimizer = instantiate(self.hparams["optimizer"])(self.parameters())
+        if not self.hparams["scheduler"]:
             return {"optimizer": optimizer}
         # `interval` (epoch or step) is for Lightning, not the scheduler; `total_steps: auto`
         # is the number of optimizer steps of the whole run.
-        scheduler_cfg = dict(self.hparams.scheduler)
+        scheduler_cfg = dict(self.hparams["scheduler"])
         interval = scheduler_cfg.pop("interval", "epoch")
         if scheduler_cfg.get("total_steps") == "auto":
             scheduler_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)

@@ -118,7 +118,7 @@ def random_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         "numpy": {
             "kind": kind,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
             "position": int(position),
             "has_gauss": int(has_gauss),
             "cached_gaussian": float(cached_gaussian),
@@ -161,7 +161,7 @@ class ExactResume(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         loader = self._trainer.train_dataloader if self._trainer is not None else None
-        loader_state = loader.state_dict() if hasattr(loader, "state_dict") else None
+        loader_state = loader.state_dict() if loader is not None and hasattr(loader, "state_dict") else None
         return {"random": random_state(), "train_loader": loader_state}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -177,6 +177,10 @@ class ExactResume(pl.Callback):
             return
         set_random_state(self._to_restore["random"])
         loader = trainer.train_dataloader
-        if self._to_restore["train_loader"] is not None and hasattr(loader, "load_state_dict"):
+        if (
+            self._to_restore["train_loader"] is not None
+            and loader is not None
+            and hasattr(loader, "load_state_dict")
+        ):
             loader.load_state_dict(self._to_restore["train_loader"])
         self._to_restore = None

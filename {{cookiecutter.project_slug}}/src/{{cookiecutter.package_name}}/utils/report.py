@@ -34,7 +34,9 @@ class RunReport(pl.Callback):
             return
         figure = learning_curves(self.history)
         self._publish(trainer, figure, "learning_curves")
-        if self.upload_best_checkpoint and trainer.checkpoint_callback:
+        if self.upload_best_checkpoint and isinstance(
+            trainer.checkpoint_callback, pl.callbacks.ModelCheckpoint
+        ):
             upload_checkpoint(trainer, trainer.checkpoint_callback.best_model_path)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
