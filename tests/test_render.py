@@ -247,3 +247,42 @@ def test_no_code_or_config_uses_wandbs_thread_start_method(rendered):
     sources = [p for p in rendered.project.rglob("*") if p.suffix in {".py", ".yaml", ".toml"}]
     assert [p.name for p in sources if "start_method" in p.read_text()] == []
     assert 'start_method="thread"' in (rendered.project / "README.md").read_text()
+
+
+# logger: the distributions it needs (the pyproject extra of the same name lists them)
+LOGGER_PACKAGES = {
+    "wandb": {"wandb"},
+    "tensorboard": {"tensorboard"},
+    "mlflow": {"mlflow-skinny", "sqlalchemy", "alembic"},
+    "csv": set(),
+}
+
+
+@pytest.mark.parametrize("logger", LOGGER_PACKAGES)
+def test_the_chosen_logger_is_the_default_and_the_only_logger_dependency(tmp_path, logger):
+    from cookiecutter.main import cookiecutter
+    from packaging.requirements import Requirement
+
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE_DIR), no_input=True, output_dir=str(tmp_path), extra_context={"logger": logger}
+        )
+    )
+    defaults = yaml.safe_load((project / "configs" / "config.yaml").read_text())["defaults"]
+    assert {"logger": logger} in defaults
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    extras = meta["optional-dependencies"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {Requirement(line).name for line in requirements}
+
+    every_logger = set().union(*LOGGER_PACKAGES.values())
+    assert names(meta["dependencies"]) & every_logger == LOGGER_PACKAGES[logger]
+    for name in ("wandb", "tensorboard", "mlflow"):
+        assert names(extras[name]) == LOGGER_PACKAGES[name]
+    assert f"{project.name}[wandb,tensorboard,mlflow]" in extras["dev"]  # the project's tests use them all
+    # W&B sweeps need wandb whatever the default logger, and their trials must log to W&B.
+    assert "wandb" in names(meta["dependencies"] + extras["sweeps"])
+    for sweep_file in ("sweep.yaml", "sweeps/bayes.yaml", "sweeps/experiments.yaml"):
+        command = yaml.safe_load((project / sweep_file).read_text())["command"]
+        assert ("logger=wandb" in command) == (logger != "wandb")
