@@ -26,7 +26,7 @@ def test_config_arrives_as_plain_resolved_values_with_run_info(offline_run):
     assert run.config["model"]["input_shape"] == [1, 8, 8]  # interpolation resolved
     assert run.config["callbacks"]["best_checkpoint"]["dirpath"] == f"{offline_run}/checkpoints"
     # Hydra keeps hydra.* overrides apart from the task overrides.
-    assert run.config["hydra"]["overrides"] == ["trainer.max_epochs=2", "optimizer.lr=0.002"]
+    assert run.config["hydra"]["overrides"] == [WANDB, "trainer.max_epochs=2", "optimizer.lr=0.002"]
     assert run.config["hydra"]["choices"]["model"] == "mlp"
     assert run.config["hydra"]["run_dir"] == str(offline_run)
     assert run.config["num_params"]["total"] == run.config["num_params"]["trainable"] > 10_000
