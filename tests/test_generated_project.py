@@ -45,6 +45,7 @@ def test_dev_requirements_cover_the_generated_dependencies(project):
     meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     extras = meta["optional-dependencies"]
     generated = meta["dependencies"] + extras["sweeps"] + extras["slurm"] + extras["optuna"]
+    generated += extras["wandb"] + extras["tensorboard"] + extras["mlflow"]
     lines = (TEMPLATE_DIR / "requirements-dev.txt").read_text().splitlines()
     listed = {str(Requirement(line)) for line in lines if line.strip() and not line.startswith("#")}
     assert {str(Requirement(dep)) for dep in generated} <= listed

@@ -63,6 +63,8 @@ EXPECTED_FILES = {
     "configs/callbacks/none.yaml",
     "configs/logger/wandb.yaml",
     "configs/logger/csv.yaml",
+    "configs/logger/tensorboard.yaml",
+    "configs/logger/mlflow.yaml",
     "configs/paths/default.yaml",
     "configs/hydra/default.yaml",
     "configs/hydra/launcher/joblib.yaml",
@@ -114,6 +116,7 @@ EXPECTED_FILES = {
     "tests/test_training.py",
     "tests/test_wandb.py",
     "tests/test_console.py",
+    "tests/test_loggers.py",
     "tests/test_sweeps.py",
     "tests/test_parallel_jobs.py",
     "tests/wandb_records.py",
@@ -399,3 +402,42 @@ def test_every_question_has_prompt_text_and_switches_are_json_booleans():
         isinstance(questions[key], bool) for key in ("include_slurm", "include_optuna", "include_docker")
     )
     assert set(COMBINATIONS["minimal"]) >= set(UNCHOSEN_WORDS)
+
+
+# logger: the distributions it needs (the pyproject extra of the same name lists them)
+LOGGER_PACKAGES = {
+    "wandb": {"wandb"},
+    "tensorboard": {"tensorboard"},
+    "mlflow": {"mlflow-skinny", "sqlalchemy", "alembic"},
+    "csv": set(),
+}
+
+
+@pytest.mark.parametrize("logger", LOGGER_PACKAGES)
+def test_the_chosen_logger_is_the_default_and_the_only_logger_dependency(tmp_path, logger):
+    from cookiecutter.main import cookiecutter
+    from packaging.requirements import Requirement
+
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE_DIR), no_input=True, output_dir=str(tmp_path), extra_context={"logger": logger}
+        )
+    )
+    defaults = yaml.safe_load((project / "configs" / "config.yaml").read_text())["defaults"]
+    assert {"logger": logger} in defaults
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    extras = meta["optional-dependencies"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {Requirement(line).name for line in requirements}
+
+    every_logger = set().union(*LOGGER_PACKAGES.values())
+    assert names(meta["dependencies"]) & every_logger == LOGGER_PACKAGES[logger]
+    for name in ("wandb", "tensorboard", "mlflow"):
+        assert names(extras[name]) == LOGGER_PACKAGES[name]
+    assert f"{project.name}[wandb,tensorboard,mlflow]" in extras["dev"]  # the project's tests use them all
+    # W&B sweeps need wandb whatever the default logger, and their trials must log to W&B.
+    assert "wandb" in names(meta["dependencies"] + extras["sweeps"])
+    for sweep_file in ("sweep.yaml", "sweeps/bayes.yaml", "sweeps/experiments.yaml"):
+        command = yaml.safe_load((project / sweep_file).read_text())["command"]
+        assert ("logger=wandb" in command) == (logger != "wandb")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from {{ cookiecutter.package_name }}.paths import config_dir
 
@@ -29,6 +29,10 @@ def options(group: str) -> list[str]:
 
 
 DATASETS, MODELS, EXPERIMENTS = options("dataset"), options("model"), options("experiment")
+# The `logger` option in configs/config.yaml's defaults; tests of another logger name theirs.
+DEFAULT_LOGGER = next(
+    entry.logger for entry in OmegaConf.load(CONFIG_DIR / "config.yaml").defaults if "logger" in entry
+)
 
 
 @pytest.fixture(scope="module")

@@ -255,7 +255,11 @@ def test_load_errors_are_one_line_that_names_the_file(run, tmp_path, content, me
 def test_everything_the_project_writes_in_a_checkpoint_is_plain_data(tmp_path, optimizer, scheduler):
     # The W&B logger (offline) is on: it stores its run id in every checkpoint.
     run = train_cli(
-        tmp_path / "run", f"optimizer={optimizer}", f"scheduler={scheduler}", "trainer.max_epochs=1"
+        tmp_path / "run",
+        f"optimizer={optimizer}",
+        f"scheduler={scheduler}",
+        "trainer.max_epochs=1",
+        "logger=wandb",
     )
     for name in ("best.ckpt", "last.ckpt"):
         path = run / "checkpoints" / name

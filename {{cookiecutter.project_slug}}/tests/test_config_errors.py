@@ -9,13 +9,15 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import DATASETS, EXPERIMENTS, MODELS, PROJECT_DIR, options, run_script
+from conftest import DATASETS, DEFAULT_LOGGER, EXPERIMENTS, MODELS, PROJECT_DIR, options, run_script
 
 from {{ cookiecutter.package_name }}.agent_args import hydra_overrides
 from {{ cookiecutter.package_name }}.config_checks import check_config
 from {{ cookiecutter.package_name }}.training import run_training
 
-HEAVY_MODULES = ("torch", "pytorch_lightning", "lightning_fabric", "torchmetrics", "wandb")
+HEAVY_MODULES = (
+    "torch", "pytorch_lightning", "lightning_fabric", "torchmetrics", "wandb", "tensorboard", "mlflow",
+)  # fmt: skip
 
 # name: (script and overrides, the one line expected on stderr). {tmp} is the test's own dir.
 BAD_CONFIGS = {
@@ -251,6 +253,8 @@ def test_interrupted_job_stops_the_whole_multirun_with_its_status(tmp_path):
     assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == ["0", "multirun.yaml"]
 
 
+# What each logger writes, from the run dir (MLflow: its store under paths.root_dir, the run dir's parent).
+LOGGER_FILES = ["wandb", "tensorboard", "csv", "../logs/mlflow"]
 # name: (overrides, files the run must not have, files it must have)
 SWITCHED_OFF = {
     "callbacks.best_checkpoint=null": (
@@ -268,9 +272,9 @@ SWITCHED_OFF = {
         ["learning_curves.png", "confusion_matrix.png"],
         ["checkpoints/best.ckpt"],
     ),
-    "logger=null": (["logger=null"], ["wandb", "csv"], ["learning_curves.png"]),
-    "logger.wandb=null": (["logger.wandb=null"], ["wandb"], ["learning_curves.png"]),
-    "~logger": (["~logger"], ["wandb"], ["learning_curves.png"]),
+    "logger=null": (["logger=null"], LOGGER_FILES, ["learning_curves.png"]),
+    "logger.<default>=null": ([f"logger.{DEFAULT_LOGGER}=null"], LOGGER_FILES, ["learning_curves.png"]),
+    "~logger": (["~logger"], LOGGER_FILES, ["learning_curves.png"]),
 }
 
 

@@ -55,6 +55,7 @@ def test_joblib_jobs_run_at_once_each_with_its_share_dir_and_wandb_run_and_failu
         *JOBLIB,
         "optimizer.lr=0.003,abc,0.01",
         "trainer.max_epochs=1",
+        "logger=wandb",
         f"hydra.sweep.dir={sweep}",
         cwd=PROJECT_DIR,
         env={"OMP_NUM_THREADS": None},  # so that each job takes its auto share

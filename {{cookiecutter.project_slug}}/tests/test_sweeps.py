@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_DIR, run_script
+from conftest import DEFAULT_LOGGER, PROJECT_DIR, run_script
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
@@ -52,7 +52,14 @@ def test_sweep_file_is_valid_for_wandb(name):
     sweep = load(name)
     assert sweeps.schema_violations_from_proposed_config(sweep) == []
     assert sweep["program"] == "train.py" and (PROJECT_DIR / sweep["program"]).is_file()
-    assert sweep["command"] == ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"]
+    # Trials log to W&B, which reads their metrics, whatever the project's default logger.
+    assert sweep["command"] == [
+        "${env}",
+        "${interpreter}",
+        "${program}",
+        *([] if DEFAULT_LOGGER == "wandb" else ["logger=wandb"]),
+        "${args_no_hyphens}",
+    ]
     assert sweep["metric"]["name"] in LOGGED_METRICS
 
 
@@ -94,7 +101,7 @@ AGENT_VALUES = {
 @pytest.mark.parametrize(("key", "value"), AGENT_VALUES.values(), ids=AGENT_VALUES)
 def test_values_rendered_by_the_agent_arrive_intact(compose_config, key, value):
     args = create_sweep_command_args({"args": {key: {"value": value}}})["args_no_hyphens"]
-    cfg = compose_config(*hydra_overrides(args))
+    cfg = compose_config("logger=wandb", *hydra_overrides(args))
     assert OmegaConf.select(cfg, key) == value
 
 

@@ -105,11 +105,14 @@ def test_multirun_runs_each_experiment_in_its_own_dir(tmp_path, pattern, experim
     assert all(read_metrics(job)["test/acc"] > 0 for job in jobs)
 
 
+HEAVY = {"torch", "pytorch_lightning", "wandb", "tensorboard", "mlflow"}
+
+
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["-sc", "install=bash"]], ids=" ".join)
 def test_cli_without_a_job_does_not_import_torch(args):
     probe = (
         "import atexit, runpy, sys\n"
-        "atexit.register(lambda: print(sorted({'torch', 'pytorch_lightning', 'wandb'} & set(sys.modules))))\n"
+        f"atexit.register(lambda: print(sorted({HEAVY!r} & set(sys.modules))))\n"
         f"sys.argv = ['train.py', *{args!r}]\n"
         "runpy.run_path('train.py', run_name='__main__')\n"
     )
@@ -131,7 +134,7 @@ def test_csv_logger_needs_no_wandb(tmp_path):
 
 def test_wandb_without_login_falls_back_to_offline(tmp_path):
     env = {"WANDB_MODE": None, "WANDB_API_KEY": None, "HOME": str(tmp_path), "NETRC": str(tmp_path / "netrc")}
-    out = train_cli(tmp_path / "run", "trainer.max_epochs=1", env=env)
+    out = train_cli(tmp_path / "run", "logger=wandb", "trainer.max_epochs=1", env=env)
     assert "W&B: no login found, logging offline" in (out / "train.log").read_text()
     assert len(list((out / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
 

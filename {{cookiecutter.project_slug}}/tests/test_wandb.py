@@ -8,6 +8,7 @@ import pytest
 from conftest import PROJECT_DIR, run_script, train_cli
 from wandb_records import read_runs
 
+WANDB = "logger=wandb"  # whatever the project's default logger
 SECRET = "local-0123456789abcdef0123456789abcdef01234567"
 
 
@@ -16,7 +17,7 @@ def offline_run(tmp_path_factory) -> Path:
     """One offline W&B training run (2 epochs), with an API key in the environment."""
     out = tmp_path_factory.mktemp("wandb") / "run"
     env = {"WANDB_MODE": "offline", "WANDB_API_KEY": SECRET}
-    return train_cli(out, "trainer.max_epochs=2", "optimizer.lr=0.002", env=env)
+    return train_cli(out, WANDB, "trainer.max_epochs=2", "optimizer.lr=0.002", env=env)
 
 
 def test_config_arrives_as_plain_resolved_values_with_run_info(offline_run):
@@ -25,7 +26,7 @@ def test_config_arrives_as_plain_resolved_values_with_run_info(offline_run):
     assert run.config["model"]["input_shape"] == [1, 8, 8]  # interpolation resolved
     assert run.config["callbacks"]["best_checkpoint"]["dirpath"] == f"{offline_run}/checkpoints"
     # Hydra keeps hydra.* overrides apart from the task overrides.
-    assert run.config["hydra"]["overrides"] == ["trainer.max_epochs=2", "optimizer.lr=0.002"]
+    assert run.config["hydra"]["overrides"] == [WANDB, "trainer.max_epochs=2", "optimizer.lr=0.002"]
     assert run.config["hydra"]["choices"]["model"] == "mlp"
     assert run.config["hydra"]["run_dir"] == str(offline_run)
     assert run.config["num_params"]["total"] == run.config["num_params"]["trainable"] > 10_000
@@ -55,6 +56,7 @@ def test_each_multirun_job_is_its_own_run_and_a_failed_job_says_so(tmp_path):
     result = run_script(
         "train.py",
         "-m",
+        WANDB,
         "optimizer._target_=torch.optim.AdamW,torch.optim.NoSuchOptimizer",
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path}",
@@ -67,9 +69,9 @@ def test_each_multirun_job_is_its_own_run_and_a_failed_job_says_so(tmp_path):
 
 
 def test_resumed_training_continues_the_same_wandb_run(tmp_path):
-    first = train_cli(tmp_path / "first", "trainer.max_epochs=1")
+    first = train_cli(tmp_path / "first", WANDB, "trainer.max_epochs=1")
     second = train_cli(
-        tmp_path / "second", "trainer.max_epochs=2", f"ckpt_path={first}/checkpoints/last.ckpt"
+        tmp_path / "second", WANDB, "trainer.max_epochs=2", f"ckpt_path={first}/checkpoints/last.ckpt"
     )
     (original,), (continued,) = read_runs(first), read_runs(second)
     assert continued.run_id == original.run_id
@@ -77,7 +79,7 @@ def test_resumed_training_continues_the_same_wandb_run(tmp_path):
 
 
 def test_wandb_disabled_trains_without_run_files(tmp_path):
-    train_cli(tmp_path, "trainer.max_epochs=1", env={"WANDB_MODE": "disabled"})
+    train_cli(tmp_path, WANDB, "trainer.max_epochs=1", env={"WANDB_MODE": "disabled"})
     assert (tmp_path / "metrics.json").is_file()
     assert not list(tmp_path.glob("wandb/offline-run-*"))
 
@@ -85,6 +87,6 @@ def test_wandb_disabled_trains_without_run_files(tmp_path):
 def test_best_checkpoint_upload_is_off_by_default_and_works_offline(offline_run, tmp_path):
     (run,) = read_runs(offline_run)
     assert run.artifacts == []
-    train_cli(tmp_path, "trainer.max_epochs=1", "callbacks.report.upload_best_checkpoint=true")
+    train_cli(tmp_path, WANDB, "trainer.max_epochs=1", "callbacks.report.upload_best_checkpoint=true")
     (uploaded,) = read_runs(tmp_path)
     assert uploaded.artifacts == [f"model-{uploaded.run_id}"]

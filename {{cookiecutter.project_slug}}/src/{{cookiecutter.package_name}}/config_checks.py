@@ -12,6 +12,7 @@ A key that your own code adds gets a rule here in one line, e.g. `"model.heads":
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -198,6 +199,7 @@ def check_config(cfg: DictConfig) -> None:
             if not rule.accepts(value):
                 raise ConfigError(f"{key}={shown(parent, name, value)}: must be {rule.allowed}")
     check_relations(cfg)
+    check_logger_packages(cfg.get("logger"))
     check_hardware(cfg.get("trainer"))
 
 
@@ -273,6 +275,24 @@ def check_relations(cfg: DictConfig) -> None:
         raise ConfigError(
             f"optimizer.nesterov=true: needs optimizer.momentum > 0 (it is {optimizer.get('momentum')})"
         )
+
+
+# What each logger imports, by its `_target_`: (the extra that installs it, its modules).
+LOGGER_PACKAGES = {
+    "pytorch_lightning.loggers.WandbLogger": ("wandb", ("wandb",)),
+    "pytorch_lightning.loggers.TensorBoardLogger": ("tensorboard", ("tensorboard",)),
+    # The SQLite store needs SQLAlchemy and Alembic, which mlflow-skinny leaves out.
+    "pytorch_lightning.loggers.MLFlowLogger": ("mlflow", ("mlflow", "sqlalchemy", "alembic")),
+}
+
+
+def check_logger_packages(loggers: DictConfig | None) -> None:
+    """A chosen logger whose package is not installed stops here, not after the data is loaded.
+    Finds the modules without importing them."""
+    for name, logger in (loggers or {}).items():
+        extra, modules = LOGGER_PACKAGES.get(logger.get("_target_") if logger else None, ("", ()))
+        if any(importlib.util.find_spec(module) is None for module in modules):
+            raise ConfigError(f"logger={name} needs the {extra} package: pip install '.[{extra}]'")
 
 
 # The GPU accelerators checked against the machine, named as an error message names them.

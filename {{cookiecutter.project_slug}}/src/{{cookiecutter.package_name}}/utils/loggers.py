@@ -1,9 +1,11 @@
-"""Build the experiment loggers from `cfg.logger`: the one place that knows about W&B.
+"""Build the experiment loggers from `cfg.logger`: the one place that knows each logger's ways.
 
-`logger=wandb` (the default) gets the resolved config as plain containers, never a DictConfig.
-With no W&B login and no WANDB_MODE set, runs fall back to offline mode (files in the run dir,
-`wandb sync` uploads them later) instead of prompting or failing. A run resumed from a
-checkpoint continues the W&B run that wrote it. `logger=csv` and `~logger` never import wandb.
+Every logger (wandb, tensorboard, mlflow, csv) gets the resolved config as plain containers,
+never a DictConfig (`log_config`), and the run's figures (`log_figure`), each its own way.
+With no W&B login and no WANDB_MODE set, W&B runs fall back to offline mode (files in the run
+dir, `wandb sync` uploads them later) instead of prompting or failing. A run resumed from a
+checkpoint continues the W&B run that wrote it. A logger's package is imported only when that
+logger is chosen.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import singledispatch
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytorch_lightning as pl
+import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from ..checkpoints import load_checkpoint
@@ -72,9 +76,13 @@ def build_loggers(
     # `logger.<name>=null` leaves that one out.
     logger_cfgs = {name: node for name, node in (cfg.get("logger") or {}).items() if node is not None}
     extra_kwargs: dict[str, dict[str, Any]] = {}
-    no_login = "wandb" in logger_cfgs and use_offline_wandb_without_login()
-    if "wandb" in logger_cfgs and (run_id := wandb_run_id(resume_from)):
-        extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
+    no_login = False
+    if "wandb" in logger_cfgs:
+        no_login = use_offline_wandb_without_login()
+        if run_id := wandb_run_id(resume_from):
+            extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
+    for logger_cfg in logger_cfgs.values():
+        make_sqlite_dir(logger_cfg.get("tracking_uri"))
     loggers: list[Logger] = [
         instantiate(logger_cfg, **extra_kwargs.get(name, {})) for name, logger_cfg in logger_cfgs.items()
     ]
@@ -86,9 +94,59 @@ def build_loggers(
         keep_csv_histories(loggers)
     config = plain_config(cfg) | (run_info or {})
     for logger in loggers:
-        logger.log_hyperparams(config)
+        log_config(logger, config)
     log_wandb_status(loggers, no_login)
     return loggers
+
+
+def make_sqlite_dir(tracking_uri: str | None) -> None:
+    """Create the folder of an MLflow SQLite store (`sqlite:///<path>`): SQLite will not."""
+    if tracking_uri and tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+@singledispatch
+def log_config(logger: Logger, config: dict[str, Any]) -> None:
+    """Send the resolved config: W&B's run config, CSV's hparams.yaml."""
+    logger.log_hyperparams(config)
+
+
+@log_config.register
+def _(logger: TensorBoardLogger, config: dict[str, Any]) -> None:
+    # TensorBoard's HParams tab wants flat scalars and a metric to show beside them; the config
+    # goes to its Text tab as YAML (tag `config`), and to hparams.yaml in the log dir.
+    logger.log_hyperparams(config)
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    logger.experiment.add_text("config", f"```yaml\n{text}```")
+
+
+@log_config.register
+def _(logger: MLFlowLogger, config: dict[str, Any]) -> None:
+    # Params are what the UI compares runs on; flattening drops empty lists and cuts values at
+    # 250 characters, so the exact config is also an artifact, config.yaml.
+    logger.log_hyperparams(config)
+    logger.experiment.log_dict(logger.run_id, config, "config.yaml")
+
+
+@singledispatch
+def log_figure(logger: Logger, name: str, figure: Any, path: Path, step: int) -> None:
+    """Send a figure, already saved as the PNG `path`, to one logger. CSV (and any logger not
+    registered below) has the PNG in the run dir only."""
+
+
+@log_figure.register
+def _(logger: WandbLogger, name: str, figure: Any, path: Path, step: int) -> None:
+    logger.log_image(key=f"figures/{name}", images=[str(path)])
+
+
+@log_figure.register
+def _(logger: TensorBoardLogger, name: str, figure: Any, path: Path, step: int) -> None:
+    logger.experiment.add_figure(f"figures/{name}", figure, global_step=step, close=False)
+
+
+@log_figure.register
+def _(logger: MLFlowLogger, name: str, figure: Any, path: Path, step: int) -> None:
+    logger.experiment.log_artifact(logger.run_id, str(path), artifact_path="figures")
 
 
 @rank_zero_only

@@ -1,7 +1,7 @@
 """Figures of a run: learning curves and the test confusion matrix.
 
-Each is saved as a PNG in the run dir and sent to every W&B logger as an image. Optionally the
-best checkpoint is uploaded as a W&B model artifact. Only global rank 0 writes.
+Each is saved as a PNG in the run dir and sent to every logger its own way (`loggers.log_figure`).
+Optionally the best checkpoint is uploaded as a W&B model artifact. Only global rank 0 writes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from .loggers import wandb_loggers
+from .loggers import log_figure, wandb_loggers
 
 # Per-epoch metrics drawn in learning_curves.png, grouped by panel.
 CURVES = {"loss": ("train/loss_epoch", "val/loss"), "accuracy": ("train/acc_epoch", "val/acc")}
@@ -52,9 +52,9 @@ class RunReport(pl.Callback):
         plt = pyplot()
         path = self.output_dir / f"{name}.png"
         figure.savefig(path, dpi=120, bbox_inches="tight")
+        for logger in trainer.loggers:
+            log_figure(logger, name, figure, path, trainer.global_step)
         plt.close(figure)
-        for logger in wandb_loggers(trainer):
-            logger.log_image(key=f"figures/{name}", images=[str(path)])
 
 
 def pyplot() -> Any:

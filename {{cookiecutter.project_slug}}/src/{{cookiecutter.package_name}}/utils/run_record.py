@@ -37,6 +37,8 @@ PACKAGES = (
     "hydra-core",
     "omegaconf",
     "wandb",
+    "tensorboard",
+    "mlflow-skinny",
     "numpy",
     "scikit-learn",
 )
