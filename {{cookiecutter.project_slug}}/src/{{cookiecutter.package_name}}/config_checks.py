@@ -290,9 +290,10 @@ def check_logger_packages(loggers: DictConfig | None) -> None:
     """A chosen logger whose package is not installed stops here, not after the data is loaded.
     Finds the modules without importing them."""
     for name, logger in (loggers or {}).items():
-        extra, modules = LOGGER_PACKAGES.get(logger.get("_target_") if logger else None, ("", ()))
+        target = str(logger.get("_target_")) if logger else ""
+        extra, modules = LOGGER_PACKAGES.get(target, ("", ()))
         if any(importlib.util.find_spec(module) is None for module in modules):
-            raise ConfigError(f"logger={name} needs the {extra} package: pip install '.[{extra}]'")
+            raise ConfigError(f"logger={name!s} needs the {extra} package: pip install '.[{extra}]'")
 
 
 # The GPU accelerators checked against the machine, named as an error message names them.
