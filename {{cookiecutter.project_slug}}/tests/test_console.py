@@ -126,7 +126,13 @@ def run_on_terminal(*args: str, columns: int = 200) -> str:
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     process = subprocess.Popen(
-        [sys.executable, *args], cwd=PROJECT_DIR, env=script_env(), stdin=child, stdout=child, stderr=child
+        [sys.executable, *args],
+        cwd=PROJECT_DIR,
+        # rich reads the size from COLUMNS first; a pytest-xdist worker leaves one of 80 behind.
+        env=script_env({"COLUMNS": str(columns), "LINES": "50"}),
+        stdin=child,
+        stdout=child,
+        stderr=child,
     )
     os.close(child)
     output = bytearray()
