@@ -53,7 +53,9 @@ def test_dev_requirements_cover_the_generated_dependencies(project):
 
 def test_generated_test_suite_passes(project):
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        # Two workers, one per core here; a test file stays on one worker (its module fixtures,
+        # the SLURM cluster, are started once).
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile"],
         cwd=project,
         env={**OFFLINE, "REQUIRE_SLURM": "1"},  # the SLURM tests fail rather than skip (.ci/run installs it)
         capture_output=True,
