@@ -123,6 +123,7 @@ EXPECTED_FILES = {
     "tests/test_config_errors.py",
     "tests/test_run_record.py",
     "tests/test_distributed.py",
+    "tests/test_readme.py",
 }
 
 
