@@ -11,6 +11,7 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
@@ -20,6 +21,9 @@ SLUG_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 # Written in pieces: this file is itself rendered by Jinja.
 JINJA_MARKERS = ("{" + "{", "{" + "%")
 PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+# The generated code names the package in lines up to 19 characters short of ruff's 110: longer
+# names would fail `ruff check` as rendered. The default slug is cut to 30 (+ 'p_').
+MAX_PACKAGE_LENGTH = 32
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 WANDB_ENTITY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 WANDB_PROJECT_FORBIDDEN = set("/\\#?%:")
@@ -54,6 +58,11 @@ def check_package_name(name: str) -> str | None:
         return (
             f"package_name {name!r} is not a lowercase Python identifier: use a-z, 0-9 and '_', "
             "not starting with a digit (e.g. 'my_ml_project')"
+        )
+    if len(name) > MAX_PACKAGE_LENGTH:
+        return (
+            f"package_name {name!r} is longer than {MAX_PACKAGE_LENGTH} characters: the generated code "
+            f"would not pass ruff's line length; pick a shorter one (e.g. {name[:MAX_PACKAGE_LENGTH]!r})"
         )
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         return f"package_name {name!r} is a Python keyword: pick another name (e.g. '{name}_ml')"
@@ -115,10 +124,24 @@ CHECKS = {
 }
 
 
+# Answers typed on one line; a control character or line break in one would be changed or
+# split by the files it is written to (cookiecutter rewrites line endings, READMEs are lines).
+FREE_TEXT = ("project_name", "description", "author_name", "author_email", "wandb_entity", "wandb_project")
+UNPRINTABLE = {"Cc", "Zl", "Zp"}
+
+
+def check_one_line_text(key: str, value: str) -> str | None:
+    bad = next((ch for ch in value if unicodedata.category(ch) in UNPRINTABLE), None)
+    if bad is not None:
+        return f"{key} {value!r} contains the control character U+{ord(bad):04X}: use one line of text"
+    return None
+
+
 def validate(answers: dict[str, str]) -> list[str]:
     """Return one message per rejected answer, in question order."""
+    texts = (check_one_line_text(key, str(answers.get(key, ""))) for key in FREE_TEXT)
     problems = (check(str(answers.get(key, ""))) for key, check in CHECKS.items())
-    return [problem for problem in problems if problem]
+    return [problem for problem in (*texts, *problems) if problem]
 
 
 def main() -> int:
