@@ -12,6 +12,8 @@ import keyword
 import re
 import sys
 import unicodedata
+from email.errors import MessageError
+from email.headerregistry import Address
 
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
@@ -81,8 +83,19 @@ def check_python_version(version: str) -> str | None:
 
 
 def check_author_email(email: str) -> str | None:
-    if email and not EMAIL_RE.fullmatch(email):
+    if not email:
+        return None
+    if not EMAIL_RE.fullmatch(email):
         return f"author_email {email!r} is not an e-mail address: use 'name@example.com' or leave it empty"
+    try:
+        # What hatchling does with it when it writes the package metadata (RFC 5322: a non-ASCII
+        # domain is fine, a non-ASCII local part is not).
+        Address(addr_spec=email)
+    except (ValueError, IndexError, MessageError) as error:
+        return (
+            f"author_email {email!r} cannot go into the package metadata ({error}): use ASCII before "
+            "the @ (e.g. 'zoe@bücher.de'), or leave it empty"
+        )
     return None
 
 

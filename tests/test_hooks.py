@@ -32,6 +32,7 @@ BAD_ANSWERS = {
     "python-too-old": ("python_version", "3.9", "is not supported"),
     "python-not-a-version": ("python_version", "latest", "is not supported"),
     "email-without-at": ("author_email", "nobody", "not an e-mail address"),
+    "email-non-ascii-local-part": ("author_email", "zoë@example.org", "cannot go into the package metadata"),
     "wandb-entity-uppercase": ("wandb_entity", "My Team", "not a W&B entity name"),
     "wandb-project-slash": ("wandb_project", "a/b", "not a W&B project name"),
     "project-name-blank": ("project_name", "   ", "project_name is empty"),
