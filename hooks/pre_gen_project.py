@@ -92,8 +92,9 @@ def check_author_email(email: str) -> str | None:
         # domain is fine, a non-ASCII local part is not).
         Address(addr_spec=email)
     except (ValueError, IndexError, MessageError) as error:
+        reason = str(error).rstrip(")") or type(error).__name__  # Python's text ends with a stray ")"
         return (
-            f"author_email {email!r} cannot go into the package metadata ({error}): use ASCII before "
+            f"author_email {email!r} cannot go into the package metadata ({reason}): use ASCII before "
             "the @ (e.g. 'zoe@bücher.de'), or leave it empty"
         )
     return None

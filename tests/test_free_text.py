@@ -69,7 +69,7 @@ HARD_ANSWERS: dict[str, dict[str, str]] = {
     "long-name-leading-digit": {"project_name": "2" + " very long project name" * 6, "author_email": ""},
     "non-ascii-email": {
         "project_name": "Für Élise ✓ 東京",
-        "author_email": "zoë@bücher.de",
+        "author_email": "zoe@bücher.de",
         "wandb_project": "Ünïcode ✓ {braces}",
     },
 }
