@@ -28,18 +28,33 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(TEMPLATE_DIR))
 from local_extensions import quoted
 
-AWKWARD = ['"', "'", "\\", "{{", "{%", "}}", "%}", "{#", "#", ": ", "- ", "\t", "é", "東京", "🚀", "\u200b"]
-# Anything a command line can carry: no NUL, no lone surrogates.
-chars = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
-pieces = st.one_of(st.sampled_from(AWKWARD), st.text(chars, max_size=6))
-awkward_text = st.one_of(
-    st.lists(pieces, max_size=8).map("".join),
-    st.text(chars, min_size=300, max_size=600),  # very long
-)
+AWKWARD = ['"', "'", "\\", "{{", "{%", "}}", "%}", "{#", "#", ": ", "- ", "é", "東京", "🚀", "\u200b"]
+# Printable text a command line can carry: no NUL, lone surrogates, control characters or line
+# breaks (those come on their own below, to be refused).
+printable = st.characters(exclude_categories=["Cc", "Cs", "Zl", "Zp"])
+BREAKS = ["\t", "\r", "\n", "\x07", "\x85", "\u2028"]
+
+
+def text_of(pieces: list[str], min_size: int = 0) -> st.SearchStrategy[str]:
+    piece = st.one_of(st.sampled_from(pieces), st.text(printable, max_size=6))
+    short = st.lists(piece, min_size=min_size, max_size=8)
+    return st.one_of(short.map("".join), st.text(printable, min_size=300, max_size=600))  # very long
+
+
+awkward_text = text_of(AWKWARD)
+with_break = st.builds("{}{}{}".format, awkward_text, st.sampled_from(BREAKS), awkward_text)
+free_text = st.one_of(awkward_text, awkward_text, awkward_text, with_break)
+# The hook refuses Jinja markup in the name; it gets its own share below.
+name_text = text_of([piece for piece in AWKWARD if piece not in ("{{", "{%")], min_size=1)
+# W&B refuses / \\ # ? % : in project names (the hook says so); mostly draw names it takes.
+wandb_text = st.one_of(text_of([p for p in AWKWARD if not set(p) & set("/\\#?%:")], min_size=1), free_text)
 names = st.one_of(
-    awkward_text,
+    name_text,
+    name_text,
+    name_text,
+    free_text,
     st.sampled_from(keyword.kwlist + keyword.softkwlist),  # a keyword becomes the package name
-    st.builds("{} {}".format, st.integers(0, 999), awkward_text),  # leading digits
+    st.builds("{} {}".format, st.integers(0, 999), name_text),  # leading digits
 )
 label = st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=12)
 ascii_label = st.from_regex(r"[a-z0-9._+-]{1,12}", fullmatch=True)
@@ -53,10 +68,10 @@ answers = st.fixed_dictionaries(
     {},
     optional={
         "project_name": names,
-        "description": awkward_text,
-        "author_name": awkward_text,
+        "description": free_text,
+        "author_name": free_text,
         "author_email": emails,
-        "wandb_project": awkward_text,
+        "wandb_project": wandb_text,
     },
 )
 # Hard answer sets that must also install: tests/test_install.py builds each into a wheel.
