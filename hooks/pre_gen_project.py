@@ -11,6 +11,9 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
+from email.errors import MessageError
+from email.headerregistry import Address
 
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
@@ -20,6 +23,9 @@ SLUG_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 # Written in pieces: this file is itself rendered by Jinja.
 JINJA_MARKERS = ("{" + "{", "{" + "%")
 PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+# The generated code names the package in lines up to 19 characters short of ruff's 110: longer
+# names would fail `ruff check` as rendered. The default slug is cut to 30 (+ 'p_').
+MAX_PACKAGE_LENGTH = 32
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 WANDB_ENTITY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 WANDB_PROJECT_FORBIDDEN = set("/\\#?%:")
@@ -55,6 +61,11 @@ def check_package_name(name: str) -> str | None:
             f"package_name {name!r} is not a lowercase Python identifier: use a-z, 0-9 and '_', "
             "not starting with a digit (e.g. 'my_ml_project')"
         )
+    if len(name) > MAX_PACKAGE_LENGTH:
+        return (
+            f"package_name {name!r} is longer than {MAX_PACKAGE_LENGTH} characters: the generated code "
+            f"would not pass ruff's line length; pick a shorter one (e.g. {name[:MAX_PACKAGE_LENGTH]!r})"
+        )
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         return f"package_name {name!r} is a Python keyword: pick another name (e.g. '{name}_ml')"
     if name in sys.stdlib_module_names or name in DEPENDENCY_MODULES:
@@ -72,8 +83,20 @@ def check_python_version(version: str) -> str | None:
 
 
 def check_author_email(email: str) -> str | None:
-    if email and not EMAIL_RE.fullmatch(email):
+    if not email:
+        return None
+    if not EMAIL_RE.fullmatch(email):
         return f"author_email {email!r} is not an e-mail address: use 'name@example.com' or leave it empty"
+    try:
+        # What hatchling does with it when it writes the package metadata (RFC 5322: a non-ASCII
+        # domain is fine, a non-ASCII local part is not).
+        Address(addr_spec=email)
+    except (ValueError, IndexError, MessageError) as error:
+        reason = str(error).rstrip(")") or type(error).__name__  # Python's text ends with a stray ")"
+        return (
+            f"author_email {email!r} cannot go into the package metadata ({reason}): use ASCII before "
+            "the @ (e.g. 'zoe@bücher.de'), or leave it empty"
+        )
     return None
 
 
@@ -115,10 +138,24 @@ CHECKS = {
 }
 
 
+# Answers typed on one line; a control character or line break in one would be changed or
+# split by the files it is written to (cookiecutter rewrites line endings, READMEs are lines).
+FREE_TEXT = ("project_name", "description", "author_name", "author_email", "wandb_entity", "wandb_project")
+UNPRINTABLE = {"Cc", "Zl", "Zp"}
+
+
+def check_one_line_text(key: str, value: str) -> str | None:
+    bad = next((ch for ch in value if unicodedata.category(ch) in UNPRINTABLE), None)
+    if bad is not None:
+        return f"{key} {value!r} contains the control character U+{ord(bad):04X}: use one line of text"
+    return None
+
+
 def validate(answers: dict[str, str]) -> list[str]:
     """Return one message per rejected answer, in question order."""
+    texts = (check_one_line_text(key, str(answers.get(key, ""))) for key in FREE_TEXT)
     problems = (check(str(answers.get(key, ""))) for key, check in CHECKS.items())
-    return [problem for problem in problems if problem]
+    return [problem for problem in (*texts, *problems) if problem]
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ ANSWER_SETS: dict[str, dict[str, str]] = {
         "project_name": 'Zoë\'s "Ünïcode" Net 🚀 \\ 東京',
         "description": 'Says "hi" \\ it\'s ✓ naïve: yes # not a comment, {braces} & <tags> 🎉',
         "author_name": 'O\'Brien "Jo" 山田',
-        "author_email": "zoë@example.org",
+        "author_email": "zoe@bücher.de",  # a non-ASCII local part cannot go into package metadata
     },
     "explicit-names": {
         "project_name": "Vision Lab",

@@ -27,13 +27,16 @@ BAD_ANSWERS = {
     "package-keyword": ("package_name", "class", "is a Python keyword"),
     "package-shadows-torch": ("package_name", "torch", "would shadow the module"),
     "package-shadows-stdlib": ("package_name", "json", "would shadow the module"),
+    "package-too-long": ("package_name", "a" * 33, "is longer than 32 characters"),
     "slug-with-space": ("project_slug", "my project", "not a valid folder/distribution name"),
     "slug-with-slash": ("project_slug", "a/b", "not a valid folder/distribution name"),
     "slug-trailing-dash": ("project_slug", "bad-", "not a valid folder/distribution name"),
     "email-without-at": ("author_email", "nobody", "not an e-mail address"),
+    "email-non-ascii-local-part": ("author_email", "zoë@example.org", "cannot go into the package metadata"),
     "wandb-entity-uppercase": ("wandb_entity", "My Team", "not a W&B entity name"),
     "wandb-project-slash": ("wandb_project", "a/b", "not a W&B project name"),
     "project-name-blank": ("project_name", "   ", "project_name is empty"),
+    "description-line-break": ("description", "two\nlines", "contains the control character U+000A"),
 }
 
 

@@ -129,6 +129,7 @@ EXPECTED_FILES = {
     "tests/test_config_errors.py",
     "tests/test_run_record.py",
     "tests/test_distributed.py",
+    "tests/test_readme.py",
 }
 # Rendered only when their option is chosen (on for a true switch, and for ci unless "none").
 OPTIONAL_FILES = {

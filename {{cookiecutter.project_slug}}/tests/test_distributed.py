@@ -25,6 +25,9 @@ from {{ cookiecutter.package_name }}.data.in_memory import TensorBatches
 from {{ cookiecutter.package_name }}.errors import ConfigError
 from {{ cookiecutter.package_name }}.utils.loggers import keep_csv_history
 
+# Several processes or a cluster per test: `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 TEST_DIGITS = 359  # digits: 1,797 images, 20% held out for test, 10% (180) for validation
 EPOCHS, STEPS_PER_EPOCH = 2, 20  # ceil(1258 training images / 64)
 # Each rank's batch is half of one process's: the global batches, hence the steps, are the same.

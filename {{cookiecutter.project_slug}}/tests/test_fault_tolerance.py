@@ -23,6 +23,9 @@ from {{ cookiecutter.package_name }}.run_dirs import run_dir_overrides
 from {{ cookiecutter.package_name }}.training import run_training
 from {{ cookiecutter.package_name }}.utils import run_record
 
+# Several processes or a cluster per test: `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 # Small batches (many steps an epoch), augmentation and dropout: everything random is in play.
 EXACT = ("trainer.max_epochs=3", "dataset.batch_size=32", "dataset.augment.crop_padding=1", "~logger")
 BATCHES_PER_EPOCH = 40  # ceil(1258 / 32): digits has 1,797 images, 180 for validation, 359 for test

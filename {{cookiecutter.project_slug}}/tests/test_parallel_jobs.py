@@ -24,6 +24,9 @@ from wandb_records import read_runs
 from {{ cookiecutter.package_name }}.sweep import agent_command
 from {{ cookiecutter.package_name }}.utils.threads import thread_share
 
+# Several processes or a cluster per test: `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 CORES = len(os.sched_getaffinity(0))
 JOBLIB = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 # The least training that still writes a run dir, its record and metrics.json.

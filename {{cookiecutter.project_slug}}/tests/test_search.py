@@ -36,6 +36,9 @@ from {{ cookiecutter.package_name }}.search import (
 from {{ cookiecutter.package_name }}.trials import SignalForwarder, run_trial
 from {{ cookiecutter.package_name }}.utils.pruning import ReportToTrial
 
+# Several processes or a cluster per test: `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 RUNNER = "{{ cookiecutter.package_name }}.search"
 BUDGET = ["logger=csv"]
 States = optuna.trial.TrialState

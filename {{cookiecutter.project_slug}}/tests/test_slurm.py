@@ -20,6 +20,9 @@ from conftest import PROJECT_DIR, run_script, script_env
 from slurm_cluster import Cluster, missing_programs, slurm_cluster
 from wandb_records import read_runs
 
+# Several processes or a cluster per test: `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 # 3 epochs of 40 batches; the same seed everywhere, so every job below ends with the same result.
 TRAINING = ("trainer.max_epochs=3", "dataset.batch_size=32", "hydra.launcher.cpus_per_task=1")
 # Slow enough that a signal sent when epoch 0 is saved lands mid-training (about 4 s remain).

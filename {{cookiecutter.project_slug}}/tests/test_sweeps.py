@@ -27,6 +27,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import sweeps
 
+# Several processes or a cluster per test: `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 SWEEP_FILES = {
     path.relative_to(PROJECT_DIR).as_posix(): path
     for path in [PROJECT_DIR / "sweep.yaml", *sorted((PROJECT_DIR / "sweeps").glob("*.yaml"))]
