@@ -31,6 +31,13 @@ ANSWER_SETS: dict[str, dict[str, str]] = {
 }
 
 
+def jinja_left_in(text: str) -> bool:
+    """Whether template markup survived rendering. `${{ ... }}` is GitHub Actions' own
+    expression syntax (the CI workflow), not Jinja."""
+    text = text.replace("${" + "{", "")
+    return any(marker in text for marker in ("{" + "{", "{" + "%"))
+
+
 def load_hook(name: str) -> ModuleType:
     """Import hooks/<name>.py as a module (it is valid Python unrendered)."""
     spec = importlib.util.spec_from_file_location(name, TEMPLATE_DIR / "hooks" / f"{name}.py")

@@ -21,7 +21,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
-from conftest import TEMPLATE_DIR, run_cookiecutter
+from conftest import TEMPLATE_DIR, jinja_left_in, run_cookiecutter
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -119,7 +119,7 @@ def check_valid_project(project: Path, answers: dict[str, str]) -> None:
         elif path.suffix == ".json":
             json.loads(text)
         leftover = without_answers(text, answers)
-        assert "{{" not in leftover and "{%" not in leftover, path
+        assert not jinja_left_in(leftover), path
     for check in (["check"], ["format", "--check"]):
         lint = subprocess.run(
             [sys.executable, "-m", "ruff", *check, "--no-cache", "--quiet", "."],

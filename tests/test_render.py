@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from combinations import COMBINATIONS
-from conftest import ANSWER_SETS, TEMPLATE_DIR
+from conftest import ANSWER_SETS, TEMPLATE_DIR, jinja_left_in
 
 EXPECTED_FILES = {
     ".gitignore",
@@ -213,12 +213,7 @@ def test_renders_exactly_the_expected_files(rendered):
 
 def test_no_jinja_survives(rendered):
     project = rendered.project
-    # `${{ ... }}` is GitHub Actions' expression syntax, in the CI workflow.
-    leftovers = [
-        name
-        for name in files_of(project)
-        if any(m in (project / name).read_text().replace("${{", "") for m in ("{{", "{%"))
-    ]
+    leftovers = [name for name in files_of(project) if jinja_left_in((project / name).read_text())]
     assert leftovers == []
 
 
