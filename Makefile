@@ -25,8 +25,10 @@ demo: $(BIN)/.installed
 	@echo "Results: $$(ls -d $(CURDIR)/$(DEMO_DIR)/my-ml-project/logs/runs/*/* | tail -n 1)"
 	@echo "  metrics.json, checkpoints/{best,last}.ckpt, learning_curves.png, confusion_matrix.png, train.log, wandb/ (offline run)"
 
+# Two workers, a test file on one of them: the generated project's own suite (itself on two
+# workers) runs beside the render, install and tooling tests.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The template's own Python; the Jinja sources are linted after rendering, by the tests.
 LINT_PATHS := hooks tests scripts local_extensions.py
