@@ -56,12 +56,18 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comple
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
+MAKE_VARIABLES = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}
+
+
 @pytest.fixture(scope="module")
 def tool_env(tmp_path_factory) -> dict[str, str]:
     """This environment's tools first on PATH; pre-commit's and mypy's caches shared by all renders."""
     caches = tmp_path_factory.mktemp("tool-caches")
+    # make as a user runs it, not as a sub-make of the template's own `make test`, which would
+    # print "make[1]: Entering directory" lines.
+    inherited = {key: value for key, value in os.environ.items() if key not in MAKE_VARIABLES}
     return {
-        **os.environ,
+        **inherited,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PRE_COMMIT_HOME": str(caches / "pre-commit"),
         "MYPY_CACHE_DIR": str(caches / "mypy"),
