@@ -9,9 +9,10 @@ failure and retry.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 # SIGUSR2: the warning batch schedulers send before a time limit; a scheduler's addon may requeue
 # the job on it (addons/). Not on Windows.
@@ -72,9 +73,19 @@ def signals_interrupt(message: str) -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise Interrupted(signum, message.format(signal=signal.Signals(signum).name))
 
-    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    with handling(STOP_SIGNALS, interrupt):
+        yield
+
+
+SignalHandler = Callable[[int, FrameType | None], Any]
+
+
+@contextmanager
+def handling(signums: Iterable[int], handler: SignalHandler) -> Iterator[None]:
+    """`handler` for each of `signums` while the block runs, the earlier handlers again after it."""
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, earlier in previous.items():
+            signal.signal(signum, earlier)

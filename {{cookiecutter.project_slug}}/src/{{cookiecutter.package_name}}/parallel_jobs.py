@@ -33,7 +33,7 @@ from hydra.types import TaskFunction
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as PluginLauncher
 from omegaconf import DictConfig
 
-from .errors import STOP_SIGNALS, Interrupted, RunError
+from .errors import STOP_SIGNALS, Interrupted, RunError, handling
 from .failures import JOBLIB_WORKER_ENV, MULTIRUN, remove_job_dir
 from .paths import run_dir
 
@@ -91,12 +91,8 @@ def forwarded_signals() -> Iterator[list[int]]:
             with suppress(ProcessLookupError):
                 os.kill(worker.pid, signum)  # type: ignore[arg-type]
 
-    previous = {signum: signal.signal(signum, forward) for signum in STOP_SIGNALS}
-    try:
+    with handling(STOP_SIGNALS, forward):
         yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 @dataclass
@@ -124,15 +120,12 @@ def stop_signals_interrupt() -> Iterator[None]:
         name = signal.Signals(signum).name
         raise Interrupted(signum, f"stopped by {name} before training started; nothing saved")
 
-    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
-    try:
-        yield
-    except Interrupted as error:  # from the training loop's own handlers
-        WORKER.record(error.signum, None)
-        raise
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with handling(STOP_SIGNALS, interrupt):
+        try:
+            yield
+        except Interrupted as error:  # from the training loop's own handlers
+            WORKER.record(error.signum, None)
+            raise
 
 
 @dataclass

@@ -26,7 +26,7 @@ from types import FrameType
 from typing import IO, Any
 
 from .agent_args import is_group
-from .errors import Interrupted, UsageError
+from .errors import Interrupted, UsageError, handling
 from .paths import config_dir
 from .run_dirs import last_checkpoint
 
@@ -53,16 +53,9 @@ class SignalForwarder:
     @contextmanager
     def active(self) -> Iterator[SignalForwarder]:
         # A signal ignored on purpose (SIGHUP under nohup, SIGINT in a background job) stays so.
-        previous = {
-            signum: signal.signal(signum, self._handle)
-            for signum in FORWARDED_SIGNALS
-            if signal.getsignal(signum) is not signal.SIG_IGN
-        }
-        try:
+        signums = [signum for signum in FORWARDED_SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+        with handling(signums, self._handle):
             yield self
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
     @contextmanager
     def forwarding_to(self, trial: subprocess.Popen[bytes]) -> Iterator[None]:
