@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,25 @@ def script_env(env: dict[str, str | None] | None = None) -> dict[str, str]:
     """This environment with W&B offline, updated by `env` (values of None are unset)."""
     merged = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
     return {name: value for name, value in merged.items() if value is not None}
+
+
+def start_runner(*args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen[str]:
+    """`python <args>` in the project dir, in the background with its output piped, and Ctrl-C
+    handled as in an interactive shell even when the tests run as a background job (which
+    starts with SIGINT ignored, and the runners keep a signal ignored on purpose so)."""
+
+    def as_in_a_terminal() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=PROJECT_DIR,
+        env=script_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_in_a_terminal,
+    )
 
 
 def train_cli(run_dir: Path, *overrides: str, env: dict[str, str | None] | None = None) -> Path:

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import optuna
 import pytest
 import yaml
-from conftest import CONFIG_DIR, PROJECT_DIR, options, run_script, script_env
+from conftest import CONFIG_DIR, PROJECT_DIR, options, run_script, script_env, start_runner
 
 from {{ cookiecutter.package_name }}.errors import RunError
 from {{ cookiecutter.package_name }}.search import (
@@ -101,10 +101,6 @@ def test_two_workers_share_the_study_prune_a_hopeless_trial_and_go_on_after_a_fa
     assert "rank  trial" in result.stdout
 
 
-def as_in_a_terminal() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def checkpoint(trial: optuna.trial.FrozenTrial) -> Path:
     return Path(trial.user_attrs.get(RUN_DIR, "-")) / "checkpoints" / "last.ckpt"
 
@@ -150,15 +146,7 @@ def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trial
     )
     args = ["-m", RUNNER, f"hparams_search={path}", "~callbacks.early_stopping", *BUDGET]  # all epochs
     env = script_env({"PROJECT_ROOT": str(tmp_path)})
-    runner = subprocess.Popen(
-        [sys.executable, *args, "--workers", "2"],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=as_in_a_terminal,
-    )
+    runner = start_runner(*args, "--workers", "2", env=env)
     try:
         wait_for_long_trials_training(runner, tmp_path, lengths)
         runner.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DEFAULT_LOGGER, PROJECT_DIR, run_script
+from conftest import DEFAULT_LOGGER, PROJECT_DIR, run_script, start_runner
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
@@ -202,12 +202,6 @@ def wait_for_second_trial_to_train(runner: subprocess.Popen, sweeps_dir: Path) -
         time.sleep(0.1)
 
 
-def as_in_a_terminal() -> None:
-    """Ctrl-C handled as in an interactive shell, even when the tests run as a background job
-    (which starts with SIGINT ignored, and the runner keeps a signal ignored on purpose so)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 # A count above the grid's 3 points: the grid must end when every point has run once.
 INTERRUPTIONS = {
     "sigint-grid": (signal.SIGINT, "grid", ["--count", "4"]),
@@ -237,15 +231,7 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
         "logger=csv",
     ]
     env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path / "root")}
-    runner = subprocess.Popen(
-        command,
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=as_in_a_terminal,
-    )
+    runner = start_runner(*command[1:], env=env)
     try:
         sweep_dir = wait_for_second_trial_to_train(runner, tmp_path / "root" / "logs" / "sweeps")
         runner.send_signal(signum)
