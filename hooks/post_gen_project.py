@@ -76,11 +76,6 @@ def prune_unchosen(answers: dict, project: Path | None = None) -> None:
     shutil.rmtree(licenses, ignore_errors=True)
 
 
-def is_true(answer: object) -> bool:
-    """A yes/no answer as cookiecutter (a bool) or a command line or `.cruft.json` (text) gives it."""
-    return str(answer).strip().lower() in {"true", "1", "yes", "y", "on"}
-
-
 def rendered_again_by_cruft(answers: dict, project_dir: Path) -> bool:
     """True while `cruft update` / `cruft diff` re-render the template to compute a diff.
 
@@ -164,7 +159,7 @@ def first_time_steps(answers: dict) -> None:
     project_dir = Path.cwd().resolve()
     if rendered_again_by_cruft(answers, project_dir):
         return
-    committed = is_true(answers.get("git_init", False)) and git_first_commit(answers, project_dir)
+    committed = chosen(answers.get("git_init", False)) and git_first_commit(answers, project_dir)
     print(next_steps(answers, project_dir, committed))
 
 

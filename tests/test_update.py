@@ -193,7 +193,7 @@ YES_NO = {True: True, "true": True, "True": True, "yes": True, "1": True,
 
 @pytest.mark.parametrize(("answer", "meaning"), YES_NO.items(), ids=[repr(answer) for answer in YES_NO])
 def test_yes_no_answers_mean_the_same_in_every_spelling(answer, meaning):
-    assert post_gen.is_true(answer) is meaning
+    assert post_gen.chosen(answer) is meaning
 
 
 BY_CRUFT = {"logger": "csv", "_commit": "0123abc"}  # cruft adds `_commit` to the answers
