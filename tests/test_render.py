@@ -34,6 +34,7 @@ EXPECTED_FILES = {
     "benchmarks/digits_models.py",
     "benchmarks/config_errors.py",
     "benchmarks/parallel_sweep.py",
+    "benchmarks/common.py",
     "configs/config.yaml",
     "configs/eval.yaml",
     "configs/dataset/digits.yaml",
