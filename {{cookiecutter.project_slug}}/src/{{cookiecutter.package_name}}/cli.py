@@ -12,7 +12,7 @@ import hydra
 from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
-from . import addons
+from . import addons, cli_help
 from .agent_args import hydra_overrides
 from .distributed import child_job_args
 from .errors import RunError, signals_interrupt
@@ -60,10 +60,14 @@ def evaluation_job(cfg: DictConfig) -> None:
 def train() -> None:
     with signals_interrupt("stopped by {signal} before training started; nothing saved"):
         prepare_process()
-        train_job()
+        cli_help.show_help_if_asked("config", additions=["experiment"])
+        with cli_help.completion_filtered():
+            train_job()
 
 
 def evaluate() -> None:
     with signals_interrupt("evaluation stopped by {signal}; nothing written"):
         prepare_process()
-        evaluation_job()
+        cli_help.show_help_if_asked("eval", additions=["logger"])
+        with cli_help.completion_filtered():
+            evaluation_job()
