@@ -117,7 +117,7 @@ EXPECTED_FILES = {
     "tests/test_configs.py",
     "tests/test_models.py",
     "tests/test_training.py",
-    "tests/test_cli_help.py",
+    "tests/test_cli_startup.py",
     "tests/test_wandb.py",
     "tests/test_console.py",
     "tests/test_loggers.py",

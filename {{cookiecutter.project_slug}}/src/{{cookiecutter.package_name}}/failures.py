@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import os
@@ -144,6 +143,8 @@ def unknown_key_line(message: str, cause: OmegaConfBaseException) -> str:
 
 
 def did_you_mean(name: str, candidates: Sequence[str], prefix: str = "") -> str:
+    import difflib  # only for errors: not imported by every command
+
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     return f" did you mean {' or '.join(prefix + match for match in close)}?" if close else ""
 

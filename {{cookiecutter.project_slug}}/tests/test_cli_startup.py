@@ -1,7 +1,9 @@
-"""`train.py --help` and tab completion: the user's choices, the composed config, no internal groups."""
+"""What train.py does before a job: `--help` and tab completion (the user's choices, the composed
+config, no internal groups) and reading `.env`."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
@@ -11,6 +13,7 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.object_type import ObjectType
 
+from {{ cookiecutter.package_name }}.cli import load_env_file
 from {{ cookiecutter.package_name }}.cli_help import INTERNAL_GROUPS, group_options
 
 
@@ -92,3 +95,14 @@ def test_tab_completion_does_not_offer_dataset_model(line):
     words = result.stdout.split()
     assert any(word.lstrip("+").startswith("dataset") for word in words), words
     assert not any("dataset_model" in word for word in words), words
+
+
+def test_env_file_in_a_parent_dir_is_read_and_set_variables_win(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("STARTUP_TEST_FROM_FILE=file\nSTARTUP_TEST_SET=file\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    monkeypatch.setenv("STARTUP_TEST_SET", "shell")
+    monkeypatch.delenv("STARTUP_TEST_FROM_FILE", raising=False)
+    load_env_file()
+    assert os.environ["STARTUP_TEST_FROM_FILE"] == "file"
+    assert os.environ["STARTUP_TEST_SET"] == "shell"
