@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from common import command_seconds, footer, interleaved, markdown_table, median
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         (Path(scratch) / "config.yaml").write_text("key: 1\n")
         (Path(scratch) / "app.py").write_text(MINIMAL_APP)
         cases = {
-            name: lambda command=command, env=env: command_seconds(command, env)
+            name: partial(command_seconds, command, env)
             for name, (command, env) in commands(Path(scratch) / "app.py").items()
         }
         times = interleaved(cases, args.repeats)
