@@ -143,7 +143,7 @@ def unknown_key_line(message: str, cause: OmegaConfBaseException) -> str:
 
 
 def did_you_mean(name: str, candidates: Sequence[str], prefix: str = "") -> str:
-    import difflib  # only for errors: not imported by every command
+    import difflib  # only for errors: every command imports this module
 
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     return f" did you mean {' or '.join(prefix + match for match in close)}?" if close else ""
