@@ -32,8 +32,8 @@ def hydra_groups() -> dict[str, list[str]]:
         return dict(walk(""))
 
 
-def help_of(*args: str) -> str:
-    result = run_script("train.py", *args, "--help", cwd=PROJECT_DIR)
+def help_of(*args: str, script: str = "train.py") -> str:
+    result = run_script(script, *args, "--help", cwd=PROJECT_DIR)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -63,6 +63,13 @@ def test_help_offers_each_group_and_experiment_but_not_dataset_model():
     )
     assert "dataset_model" not in text
     assert "--hydra-help" in text
+
+
+def test_eval_help_offers_a_logger_to_add_and_no_training_groups():
+    listed = listed_groups(help_of(script="eval.py"))
+    assert "+logger" in listed
+    assert "model" not in listed
+    assert "+experiment" not in listed
 
 
 @pytest.mark.parametrize(
