@@ -113,3 +113,11 @@ def test_env_file_in_a_parent_dir_is_read_and_set_variables_win(tmp_path, monkey
     load_env_file()
     assert os.environ["STARTUP_TEST_FROM_FILE"] == "file"
     assert os.environ["STARTUP_TEST_SET"] == "shell"
+
+
+def test_startup_benchmark_prints_a_table_with_ratios_to_the_floor():
+    result = run_script("benchmarks/startup.py", "--repeats", "1", cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line.endswith("x |")]
+    assert len(rows) == 8 and "(floor)" in rows[0] and " 1.00x " in rows[0]
+    assert any("`python train.py --help`" in row for row in rows)

@@ -286,3 +286,10 @@ def test_switched_off_callback_or_logger_trains_without_it(compose_config, overr
     out = Path(cfg.paths.output_dir)
     assert [name for name in absent if (out / name).exists()] == []
     assert [name for name in present if not (out / name).exists()] == []
+
+
+def test_config_errors_benchmark_prints_a_table_with_ratios_to_cfg_job():
+    result = run_script("benchmarks/config_errors.py", "--repeats", "1", cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| `python train.py")]
+    assert len(rows) == 4 and "--cfg job" in rows[0] and " 1.00x " in rows[0]
