@@ -94,12 +94,21 @@ def test_help_with_a_bad_override_is_one_error_line():
     assert len(result.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("line", ["python train.py ", "python train.py data", "python train.py +"])
-def test_tab_completion_does_not_offer_dataset_model(line):
+@pytest.mark.parametrize(
+    ("shell", "line"),
+    [
+        ("bash", "python train.py "),
+        ("bash", "python train.py data"),
+        ("bash", "python train.py +"),
+        ("fish", "train.py "),
+    ],
+)
+def test_tab_completion_does_not_offer_dataset_model(shell, line):
     env = {"COMP_LINE": line, "COMP_POINT": str(len(line))}
-    result = run_script("train.py", "-sc", "query=bash", cwd=PROJECT_DIR, env=env)
+    result = run_script("train.py", "-sc", f"query={shell}", cwd=PROJECT_DIR, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     words = result.stdout.split()
+    assert len(result.stdout.splitlines()) == (1 if shell == "bash" else len(words))
     assert any(word.lstrip("+").startswith("dataset") for word in words), words
     assert not any("dataset_model" in word for word in words), words
 

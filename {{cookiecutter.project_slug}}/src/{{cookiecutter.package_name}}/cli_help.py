@@ -130,12 +130,15 @@ def program() -> str:
 
 @contextmanager
 def completion_filtered() -> Iterator[None]:
-    """Drop the internal groups from the words Hydra's shell completion query prints."""
+    """Drop the internal groups from the words Hydra's shell completion query prints, keeping
+    its layout: bash's words on one line, fish's one per line."""
     args = sys.argv[1:]
     if not ({"-sc", "--shell-completion"} & set(args) and any(arg.startswith("query=") for arg in args)):
         yield
         return
     with redirect_stdout(io.StringIO()) as output:
         yield
-    words = [word for word in output.getvalue().split() if not HIDDEN_COMPLETION.match(word)]
-    print(" ".join(words))
+    for line in output.getvalue().splitlines():
+        words = [word for word in line.split(" ") if not HIDDEN_COMPLETION.match(word)]
+        if any(words) or not line:
+            print(" ".join(words))
