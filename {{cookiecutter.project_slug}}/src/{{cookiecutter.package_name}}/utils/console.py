@@ -132,3 +132,20 @@ def show(lines: list[str], rich_view: Callable[[], RenderableType]) -> None:
         return
     Console(highlight=False).print(rich_view())
     file_log.info("\n".join(lines))
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table on stdout (not the log: a multirun's last job log, say): `rich` on a terminal,
+    aligned plain columns otherwise."""
+    if sys.stdout.isatty():
+        table = Table(title=title, title_justify="left", highlight=False)
+        for column in columns:
+            table.add_column(escape(column), overflow="fold")
+        for row in rows:
+            table.add_row(*map(escape, row))
+        Console(highlight=False).print(table)
+        return
+    widths = [max(map(len, column)) for column in zip(columns, *rows, strict=True)]
+    print(title)
+    for row in [columns, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
