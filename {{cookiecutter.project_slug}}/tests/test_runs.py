@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import PROJECT_DIR, run_script
+from hydra.core.hydra_config import HydraConfig
 
 from {{ cookiecutter.package_name }} import runs
+from {{ cookiecutter.package_name }}.errors import Diverged
+from {{ cookiecutter.package_name }}.failures import checked_job
 
 # Four jobs, cheap ones: one trains and stops early (nothing beats its first epoch by 1.0), one
 # trains, one diverges at its first step (a failure at run time), one fails its config check
@@ -191,3 +194,21 @@ def test_bad_filter_or_sort_is_one_error_line(capsys, multirun, args, message):
     status, _, err = runs_command(capsys, *args, logs=sweep_dir.parents[2])
     assert status == 2
     assert err.startswith(message) and len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_run_records_why_and_its_next_attempt_clears_it(compose_config):
+    cfg = compose_config("~logger")
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+
+    def diverging(cfg):
+        raise Diverged("training loss is nan at epoch 0, step 1")
+
+    with pytest.raises(SystemExit) as exit:
+        checked_job(diverging)(cfg)
+    assert exit.value.code == 3
+    assert json.loads((run_dir / "failure.json").read_text()) == {
+        "status": "diverged",
+        "reason": "training loss is nan at epoch 0, step 1",
+    }
+    assert checked_job(lambda cfg: 0.5)(cfg) == 0.5  # a resume that succeeds
+    assert not (run_dir / "failure.json").exists()

@@ -182,6 +182,7 @@ def checked_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
     def job(cfg: DictConfig) -> Any:
         try:
             with addons.job_context():  # e.g. a scheduler's requeue on preemption
+                forget_failure()  # of an earlier attempt, if this one resumes it
                 check_config(cfg)
                 return task(cfg)
         except RunError as error:
@@ -190,6 +191,7 @@ def checked_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
             # back to the launcher, which ends the multirun (parallel_jobs.py).
             record_failure(error)
             if not in_multirun() or (isinstance(error, Interrupted) and not in_joblib_worker()):
+                MULTIRUN.finish()  # the summary of an interrupted multirun in this process
                 exit_with(error)
             log.error("error: %s", error)
             raise
@@ -217,6 +219,10 @@ def failure_reason(error: BaseException) -> str:
         return str(error)
     first_line = next(iter(str(error).splitlines()), "")
     return f"{type(error).__name__}: {first_line} (traceback in the job's log)"
+
+
+def forget_failure() -> None:
+    (Path(HydraConfig.get().runtime.output_dir) / FAILURE_FILE).unlink(missing_ok=True)
 
 
 def record_failure(error: BaseException) -> None:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -102,9 +104,8 @@ def read_run(run_dir: Path) -> Run:
     config = read_yaml(run_dir / "record" / "config.yaml") or read_yaml(run_dir / ".hydra" / "config.yaml")
     run.config = {key.rstrip("."): value for key, value in flat(config or {}).items()}
     run.started = datetime.fromtimestamp((run_dir / ".hydra").stat().st_mtime)
-    if (run_dir / "metrics.json").is_file():
-        run.metrics = json.loads((run_dir / "metrics.json").read_text())
-        run.status = "ok"
+    if (metrics := read_json(run_dir / "metrics.json")) is not None:
+        run.metrics, run.status = metrics, "ok"
     if (failure := read_json(run_dir / FAILURE_FILE)) is not None:
         run.status, run.reason = failure.get("status", "failed"), failure.get("reason", "")
     elif reason := early_stop_reason(run.metrics, run.monitor):
@@ -125,22 +126,27 @@ def run_dirs(root: Path) -> Iterator[Path]:
         yield overrides.parent.parent
 
 
-def varying_keys(runs: Iterable[Run]) -> list[str]:
-    """The override keys whose value is not the same in every run, in first-seen order."""
+def varying_keys(runs: Iterable[Run], command_line: Iterable[str] = ()) -> list[str]:
+    """The override keys whose value is not the same in every run, or that `command_line` sweeps
+    (`seed=1,2`: a column even if only one job ran), in first-seen order."""
+    try:
+        swept = {
+            o.key_or_group
+            for o in OverridesParser.create().parse_overrides(list(command_line))
+            if o.is_sweep_override()
+        }
+    except HydraException:
+        swept = set()
     values: dict[str, set[str | None]] = {}
     runs = list(runs)
     for run in runs:
-        given = {override_key(item): item.partition("=")[2] for item in run.overrides}
-        for key in given:
+        for key in map(override_key, run.overrides):
             values.setdefault(key, set())
-        for key in values:
-            values[key].add(given.get(key))
-    for run in runs:  # a key some run lacks varies too
-        given_keys = {override_key(item) for item in run.overrides}
-        for key in values:
-            if key not in given_keys:
-                values[key].add(None)
-    return [key for key, seen in values.items() if len(seen) > 1]
+    for run in runs:
+        given = {override_key(item): item.partition("=")[2] for item in run.overrides}
+        for key, seen in values.items():
+            seen.add(given.get(key))  # None: a key this run lacks
+    return [key for key, seen in values.items() if len(seen) > 1 or key in swept]
 
 
 def metric_keys(runs: Iterable[Run]) -> list[str]:
@@ -181,7 +187,7 @@ def summary_rows(multirun: Multirun) -> tuple[list[str], list[dict[str, Any]]]:
         if run.status in ("ok", "unfinished"):
             run.status, run.reason = failed.status, failed.reason
     ordered = [runs[number] for number in sorted(runs)]
-    varying, metrics = varying_keys(ordered), metric_keys(ordered)
+    varying, metrics = varying_keys(ordered, multirun.shared_overrides), metric_keys(ordered)
     columns = ["job", *varying, *metrics, "status", "reason", "run_dir"]
     records = [
         {
