@@ -125,6 +125,10 @@ FILTERS = {
         ["1e+30", "0.003"],
     ),
     "by an option no run chose": (["--where", "experiment=aplite"], []),
+    "by a config value, as a number": (
+        ["--where", "optimizer.weight_decay=1e-4", "--where", "optimizer.lr=1e30"],
+        ["1e+30"],
+    ),
 }
 
 

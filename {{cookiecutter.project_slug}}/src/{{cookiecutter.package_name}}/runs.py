@@ -69,8 +69,20 @@ def filtered(runs: list[Run], where: list[str]) -> list[Run]:
                 or f" options: {', '.join(sorted(group_names()))}, or a config key"
             )
             raise ConfigError(f"--where {condition}: no run has a key {key};{hint}")
-        runs = [run for run in runs if cell(run.value(key)) == value]
+        runs = [run for run in runs if same(run.value(key), value)]
     return runs
+
+
+def same(actual: Any, wanted: str) -> bool:
+    """Whether a run's value is the one asked for: as text, or as numbers (1e30 is 1e+30)."""
+    if actual is None:
+        return False
+    if str(actual).lower() == wanted.lower():  # True and true
+        return True
+    try:
+        return float(actual) == float(wanted)
+    except (TypeError, ValueError):
+        return False
 
 
 def sorted_by(runs: list[Run], metric: str, ascending: bool) -> list[Run]:
