@@ -155,7 +155,7 @@ def test_runs_command_shows_status_run_dir_and_best_checkpoint(multirun):
     result = run_script("-m", "{{ cookiecutter.package_name }}.runs", "--logs", str(sweep_dir.parents[2]), cwd=PROJECT_DIR)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"3 runs in {sweep_dir.parents[2]}"
+    assert lines[0] == f"3 runs in {sweep_dir.parents[2]} (run dirs and checkpoints below it)"
     assert lines[1].split() == [
         "date",
         "experiment",
@@ -167,8 +167,9 @@ def test_runs_command_shows_status_run_dir_and_best_checkpoint(multirun):
         "run_dir",
         "best_checkpoint",
     ]
-    assert "diverged: training loss is nan" in lines[2] and str(sweep_dir / "2") in lines[2]
-    assert lines[3].rstrip().endswith(str(sweep_dir / "1" / "checkpoints" / "best.ckpt"))
+    job_dir = sweep_dir.relative_to(sweep_dir.parents[2])
+    assert "diverged: training loss is nan" in lines[2] and str(job_dir / "2") in lines[2]
+    assert lines[3].rstrip().endswith(str(job_dir / "1" / "checkpoints" / "best.ckpt"))
     assert "ok: stopped at epoch 1" in lines[4]
 
 

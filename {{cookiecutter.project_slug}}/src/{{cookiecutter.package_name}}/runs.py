@@ -113,7 +113,12 @@ COLUMNS = [
 ]
 
 
-def record(run: Run) -> dict[str, Any]:
+def record(run: Run, logs: Path | None = None) -> dict[str, Any]:
+    """One row; paths relative to `logs` if given (the table's, to keep it narrow)."""
+
+    def shown(path: Path | None) -> str:
+        return "" if path is None else str(path.relative_to(logs) if logs else path)
+
     return {
         "date": f"{run.started:%Y-%m-%d %H:%M}" if run.started else "",
         **{group: run.choices.get(group, "") for group in ("experiment", "dataset", "model")},
@@ -122,8 +127,8 @@ def record(run: Run) -> dict[str, Any]:
         if run.monitor in run.metrics
         else "",
         "status": f"{run.status}: {run.reason}" if run.reason else run.status,
-        "run_dir": str(run.run_dir),
-        "best_checkpoint": str(run.best_checkpoint or ""),
+        "run_dir": shown(run.run_dir),
+        "best_checkpoint": shown(run.best_checkpoint),
     }
 
 
@@ -146,9 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         records = [record(run) | {"options": run.choices, "metrics": run.metrics} for run in runs]
         print(json.dumps(records, indent=2))
         return
-    print_table(
-        f"{len(runs)} runs in {logs}", COLUMNS, [[record(run)[column] for column in COLUMNS] for run in runs]
-    )
+    rows = [list(record(run, logs).values()) for run in runs]
+    print_table(f"{len(runs)} runs in {logs} (run dirs and checkpoints below it)", COLUMNS, rows)
 
 
 if __name__ == "__main__":
