@@ -1,5 +1,5 @@
-"""Comparing runs: the summary a multirun ends with, `python -m {{ cookiecutter.package_name }}.runs` over its run
-dirs, and early stopping that says why. One small multirun serves every test here."""
+"""Comparing runs: the summary a multirun ends with, the `runs` command over its run dirs, and
+early stopping that says why. One small multirun serves every test here."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def test_early_stopping_says_why_in_log_metrics_and_summary(multirun):
 
 
 def runs_command(capsys, *args: str, logs: Path) -> tuple[int, str, str]:
-    """`python -m {{ cookiecutter.package_name }}.runs --logs <logs> <args>` in this process: status, stdout, stderr."""
+    """The `runs` command with `--logs <logs> <args>`, in this process: status, stdout, stderr."""
     capsys.readouterr()
     try:
         runs.main(["--logs", str(logs), *args])
@@ -152,7 +152,8 @@ def test_runs_command_sorts_by_a_metric_runs_without_it_last(capsys, multirun, o
 
 def test_runs_command_shows_status_run_dir_and_best_checkpoint(multirun):
     _, sweep_dir = multirun
-    result = run_script("-m", "{{ cookiecutter.package_name }}.runs", "--logs", str(sweep_dir.parents[2]), cwd=PROJECT_DIR)
+    module = "{{ cookiecutter.package_name }}.runs"
+    result = run_script("-m", module, "--logs", str(sweep_dir.parents[2]), cwd=PROJECT_DIR)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"3 runs in {sweep_dir.parents[2]} (run dirs and checkpoints below it)"

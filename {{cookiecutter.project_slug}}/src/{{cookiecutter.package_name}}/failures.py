@@ -102,7 +102,7 @@ def reported(func: Callable[[], Any]) -> Any:
             raise
         if MULTIRUN.failed:  # Hydra's sweeper re-raises the first failed job's error
             MULTIRUN.end_with_failures()
-        # Jobs in other processes (submitit) leave no failures here, only the first error: the
+        # Jobs in other processes (a scheduler's) leave no failures here, only the first error: the
         # summary still lists them all, from their dirs.
         MULTIRUN.finish()
         if isinstance(error, RunError):

@@ -1,4 +1,4 @@
-"""Run dirs read back as table rows: the multirun summary and `python -m {{ cookiecutter.package_name }}.runs`.
+"""Run dirs read back as table rows, for the multirun summary and the `runs` command (runs.py).
 
 Everything comes from the files a run leaves, whatever the logger: `.hydra/overrides.yaml` and
 `.hydra/hydra.yaml` (the chosen options), `record/config.yaml` (the resolved config),

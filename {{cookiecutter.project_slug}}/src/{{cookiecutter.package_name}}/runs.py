@@ -1,4 +1,4 @@
-"""`python -m {{ cookiecutter.package_name }}.runs`: list and compare past runs, newest first, from their run dirs.
+"""List and compare past runs, newest first, from their run dirs:
 
     python -m {{ cookiecutter.package_name }}.runs                                    # every run under logs/
     python -m {{ cookiecutter.package_name }}.runs --where experiment=aplite --where optimizer.lr=0.01
