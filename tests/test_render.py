@@ -87,6 +87,8 @@ EXPECTED_FILES = {
     "src/PKG/training.py",
     "src/PKG/evaluation.py",
     "src/PKG/run_dirs.py",
+    "src/PKG/run_table.py",
+    "src/PKG/runs.py",
     "src/PKG/parallel_jobs.py",
     "src/hydra_plugins/PKG_launcher.py",
     "src/PKG/distributed.py",
@@ -132,6 +134,7 @@ EXPECTED_FILES = {
     "tests/kill_switch.py",
     "tests/test_config_errors.py",
     "tests/test_run_record.py",
+    "tests/test_runs.py",
     "tests/test_distributed.py",
     "tests/test_readme.py",
 }

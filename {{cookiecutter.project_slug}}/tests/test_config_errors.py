@@ -250,7 +250,18 @@ def test_interrupted_job_stops_the_whole_multirun_with_its_status(tmp_path):
     result = run_script("-c", script, cwd=PROJECT_DIR)
     assert result.returncode == 128 + 15
     assert result.stderr.strip().splitlines()[-1] == "error: stopped by SIGTERM; last.ckpt saved"
-    assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == ["0", "multirun.yaml"]
+    assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == [
+        "0",
+        "multirun.yaml",
+        "summary.csv",
+        "summary.json",
+    ]
+    (job,) = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    assert (job["seed"], job["status"], job["reason"]) == (
+        "1",
+        "interrupted",
+        "stopped by SIGTERM; last.ckpt saved",
+    )
 
 
 # What each logger writes, from the run dir (MLflow: its store under paths.root_dir, the run dir's parent).

@@ -103,6 +103,10 @@ def test_multirun_runs_each_experiment_in_its_own_dir(tmp_path, pattern, experim
     }
     assert chosen == {f"+experiment={name}" for name in experiments}
     assert all(read_metrics(job)["test/acc"] > 0 for job in jobs)
+    # A multirun with no failure ends with its summary too, an experiment column for what it sweeps.
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [(job["experiment"], job["status"]) for job in summary] == [(name, "ok") for name in experiments]
+    assert "Multirun summary" in result.stdout
 
 
 HEAVY = {"torch", "pytorch_lightning", "wandb", "tensorboard", "mlflow"}

@@ -25,6 +25,7 @@ from .checkpoints import CheckpointFiles, load_checkpoint
 from .errors import Diverged, Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .paths import run_dir
+from .run_table import early_stop_reason
 from .utils.callbacks import build_callbacks
 from .utils.child_ranks import ChildRanks
 from .utils.console import log_full_config, show_config, show_summary
@@ -175,12 +176,12 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         sync_command = wandb_sync_command(trainer)  # while the run is open
     if trainer.is_global_zero:
         write_metrics(out_dir, metrics)
-        show_summary(run_summary(metrics, out_dir, best, sync_command))
+        show_summary(run_summary(metrics, out_dir, best, sync_command, cfg.monitor.metric))
     return metrics
 
 
 def run_summary(
-    metrics: dict[str, float], out_dir: Path, best: str, sync_command: str | None
+    metrics: dict[str, float], out_dir: Path, best: str, sync_command: str | None, monitor: str
 ) -> dict[str, str]:
     """What a run ends with: its scores, where it is, how to go on with it."""
     scores = {
@@ -188,6 +189,7 @@ def run_summary(
     }
     return {
         "Done": "  ".join(f"{name}={value:.4f}" for name, value in scores.items()),
+        **({"Stopped early": reason} if (reason := early_stop_reason(metrics, monitor)) else {}),
         "Run dir": f"{out_dir}  (metrics.json, train.log, .hydra/config.yaml)",
         "Best checkpoint": best or "none saved",
         "Resume": f"python train.py resume={out_dir}",
