@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import DATASETS, PROJECT_DIR, run_script
 from fake_data import (
     CIFAR_BATCHES,
@@ -77,6 +78,15 @@ def test_dataset_reads_its_format_and_serves_normalised_batches(compose_config, 
     assert tuple(inputs.shape[1:]) == tuple(cfg.dataset.input_shape)
     assert inputs.dtype == torch.float32 and targets.dtype == torch.int64
     assert int(targets.min()) >= 0 and int(targets.max()) < cfg.dataset.num_classes
+
+
+def test_stats_command_prints_the_mean_and_std_of_the_training_split(compose_config, tmp_path):
+    result = run_script("-m", "{{ cookiecutter.package_name }}.data.stats", "dataset=digits", cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)  # the two lines to paste into configs/dataset/digits.yaml
+    images = datamodule(compose_config, "digits", tmp_path)[1].splits["train"][0]
+    assert printed["mean"] == pytest.approx([float(images.mean())], abs=1e-4)
+    assert printed["std"] == pytest.approx([float(images.std(correction=0))], abs=1e-4)
 
 
 def test_random_crop_and_flip_keep_shapes_and_pixels(compose_config, data_dir):
