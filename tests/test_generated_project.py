@@ -1,4 +1,5 @@
-"""The rendered default project, extended as its README says, installs, passes its own tests and trains offline."""
+"""The rendered default project, extended as its README says, installs, passes its own tests
+and trains offline."""
 
 from __future__ import annotations
 

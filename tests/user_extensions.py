@@ -140,10 +140,13 @@ def add_user_extensions(project_dir: Path) -> None:
     # The README's tables list them (tests/test_readme.py checks).
     readme = project_dir / "README.md"
     text = readme.read_text()
-    for group, option in ("dataset", "blobs"), ("model", "cnn"), ("experiment", "blobs_cnn"), (
-        "dataset_model",
-        "blobs_cnn",
-    ):
+    additions = (
+        ("dataset", "blobs"),
+        ("model", "cnn"),
+        ("experiment", "blobs_cnn"),
+        ("dataset_model", "blobs_cnn"),
+    )
+    for group, option in additions:
         text = add_option_to_config_table(text, group, option)
     text = text.replace(
         "| experiment | what it runs |\n|---|---|\n",

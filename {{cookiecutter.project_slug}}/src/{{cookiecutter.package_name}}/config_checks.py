@@ -294,10 +294,11 @@ def check_logger_packages(loggers: DictConfig | None) -> None:
     for name, logger in (loggers or {}).items():
         if logger is not None and "_target_" not in logger:
             # e.g. an experiment's `logger.wandb.tags` while another logger is chosen
+            names = ",".join(str(key) for key in loggers or {})
             raise ConfigError(
-                f"logger.{name} sets {', '.join(map(str, logger))} but logger={name} is not chosen: "
-                f"put run tags and notes in the top-level `tags:` and `notes:`, which every logger "
-                f"gets, or choose it too: 'logger=[{','.join(map(str, loggers))}]'"
+                f"logger.{name!s} sets {', '.join(str(key) for key in logger)} but logger={name!s} "
+                "is not chosen: put run tags and notes in the top-level `tags:` and `notes:`, which "
+                f"every logger gets, or choose it too: 'logger=[{names}]'"
             )
         target = str(logger.get("_target_")) if logger else ""
         extra, modules = LOGGER_PACKAGES.get(target, ("", ()))
