@@ -1,4 +1,5 @@
-"""The rendered default project installs, passes its own tests and trains offline."""
+"""The rendered default project, extended as its README says, installs, passes its own tests
+and trains offline."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import TEMPLATE_DIR
 from packaging.requirements import Requirement
+from user_extensions import DISCOVERED_TEST_IDS, add_user_extensions
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +32,15 @@ def pip(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """The default rendering, installed (editable) into this environment for the module."""
+    """The default rendering with a user's dataset, model, experiment and specialization added
+    as its README says (user_extensions.py), installed (editable) into this environment for the
+    module: its own test suite must pass unchanged and test them too."""
     from cookiecutter.main import cookiecutter
 
     path = Path(
         cookiecutter(str(TEMPLATE_DIR), no_input=True, output_dir=str(tmp_path_factory.mktemp("e2e")))
     )
+    add_user_extensions(path)
     pip("install", "--no-build-isolation", "--no-deps", "-e", str(path))
     yield path
     pip("uninstall", "--yes", path.name)
@@ -49,6 +54,19 @@ def test_dev_requirements_cover_the_generated_dependencies(project):
     lines = (TEMPLATE_DIR / "requirements-dev.txt").read_text().splitlines()
     listed = {str(Requirement(line)) for line in lines if line.strip() and not line.startswith("#")}
     assert {str(Requirement(dep)) for dep in generated} <= listed
+
+
+def test_generated_test_suite_finds_the_user_extensions(project):
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=OFFLINE,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert set(DISCOVERED_TEST_IDS) <= set(result.stdout.splitlines())
 
 
 def test_generated_test_suite_passes(project):

@@ -100,6 +100,7 @@ EXPECTED_FILES = {
     "src/PKG/data/mnist.py",
     "src/PKG/data/image_folder.py",
     "src/PKG/data/downloads.py",
+    "src/PKG/data/stats.py",
     "src/PKG/models/__init__.py",
     "src/PKG/models/classifier.py",
     "src/PKG/models/mlp.py",

@@ -58,6 +58,15 @@ BAD_CONFIGS = {
         ["train.py", "callbacks.early_stopping=5"],
         "callbacks.early_stopping=5: must be a config with _target_, or null to leave it out",
     ),
+    "option-of-a-logger-not-chosen": (
+        ["train.py", "logger=csv", "+logger.wandb.tags=[a]"],
+        "logger.wandb sets tags but logger=wandb is not chosen: put run tags and notes in the "
+        "top-level `tags:` and `notes:`, which every logger gets, or choose it too: 'logger=[csv,wandb]'",
+    ),
+    "stats-misspelled-dataset": (
+        ["-m", "{{ cookiecutter.package_name }}.data.stats", "dataset=digitz"],
+        f"dataset=digitz: no such option; did you mean digits? choices: {', '.join(DATASETS)}",
+    ),
     "nesterov-without-momentum": (
         ["train.py", "optimizer=sgd", "optimizer.momentum=0"],
         "optimizer.nesterov=true: needs optimizer.momentum > 0 (it is 0)",
