@@ -8,6 +8,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +134,30 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         return train_and_test(cfg)
 
 
-def train_and_test(cfg: DictConfig) -> dict[str, float]:
+@dataclass
+class Job:
+    """What a training run builds before it fits: `build_job` is the one place that builds it
+    (`benchmarks/training_loop.py` times these same objects)."""
+
+    out_dir: Path
+    datamodule: pl.LightningDataModule
+    model: Classifier
+    trainer: pl.Trainer
+    stop_on_signal: StopOnSignal
+    child_ranks: ChildRanks
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.out_dir / "checkpoints" / "last.ckpt"
+
+
+def build_job(cfg: DictConfig) -> Job:
     out_dir, datamodule = start_job(cfg)
     model = build_classifier(cfg)
     info = run_info(model)
     rank_zero_only(show_config)(cfg, out_dir, info["num_params"]["total"])
     loggers = build_loggers(cfg, info, resume_from=cfg.get("ckpt_path"))
-    last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
-    stop_on_signal, child_ranks = StopOnSignal(last_checkpoint), ChildRanks()
+    stop_on_signal, child_ranks = StopOnSignal(out_dir / "checkpoints" / "last.ckpt"), ChildRanks()
     callbacks = [
         *build_callbacks(cfg),
         WandbRunIdInCheckpoint(),
@@ -151,8 +168,14 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         *addons.training_callbacks(cfg),  # e.g. reports to a search's trial
     ]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
-
     apply_speedups(model, cfg.get("speed"))
+    return Job(out_dir, datamodule, model, trainer, stop_on_signal, child_ranks)
+
+
+def train_and_test(cfg: DictConfig) -> dict[str, float]:
+    job = build_job(cfg)
+    out_dir, datamodule, model, trainer = job.out_dir, job.datamodule, job.model, job.trainer
+    stop_on_signal, child_ranks, last_checkpoint = job.stop_on_signal, job.child_ranks, job.last_checkpoint
     with (
         wandb_run_finished(),
         failures_explained(stop_on_signal, last_checkpoint),
