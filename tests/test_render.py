@@ -35,6 +35,7 @@ EXPECTED_FILES = {
     "benchmarks/config_errors.py",
     "benchmarks/parallel_sweep.py",
     "benchmarks/common.py",
+    "benchmarks/training_loop.py",
     "configs/config.yaml",
     "configs/eval.yaml",
     "configs/dataset/digits.yaml",

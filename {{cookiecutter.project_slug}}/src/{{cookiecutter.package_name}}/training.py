@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelSummary
+from pytorch_lightning.plugins.io import AsyncCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -78,8 +79,11 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     """The trainer from `cfg.trainer`; a progress bar only when stdout (where Lightning's rich bar
     draws) is a terminal, unless set; its model summary table in train.log; mixed precision when
     `speed.mixed_precision` is on and a GPU is there; checkpoints written atomically and read
-    safely (`checkpoints.CheckpointFiles`); and the plugins of addons/."""
-    kwargs.setdefault("plugins", [CheckpointFiles(), *addons.trainer_plugins()])
+    safely (`checkpoints.CheckpointFiles`) in a background thread; and the plugins of addons/."""
+    # Lightning's AsyncCheckpointIO snapshots the tensors, then writes and fsyncs in a thread
+    # while training goes on (an fsync costs more than a digits epoch); the trainer waits for
+    # the last write when fit ends, fails or is stopped by a signal.
+    kwargs.setdefault("plugins", [AsyncCheckpointIO(CheckpointFiles()), *addons.trainer_plugins()])
     callbacks = kwargs.get("callbacks", [])
     if cfg.trainer.get("enable_model_summary", True) and not any(
         isinstance(c, ModelSummary) for c in callbacks
