@@ -48,13 +48,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PROJECT_DIR, footer, interleaved, markdown_table, median  # noqa: E402
+from common import PROJECT_DIR, footer, interleaved, markdown_table, median
 
-from {{ cookiecutter.package_name }}.data.digits import DigitsDataModule  # noqa: E402
-from {{ cookiecutter.package_name }}.data.in_memory import InMemoryDataModule, TensorBatches  # noqa: E402
-from {{ cookiecutter.package_name }}.paths import config_dir  # noqa: E402
-from {{ cookiecutter.package_name }}.training import build_classifier, build_job  # noqa: E402
-from {{ cookiecutter.package_name }}.utils.loggers import wandb_run_finished  # noqa: E402
+from {{ cookiecutter.package_name }}.data.digits import DigitsDataModule
+from {{ cookiecutter.package_name }}.data.in_memory import InMemoryDataModule, TensorBatches
+from {{ cookiecutter.package_name }}.paths import config_dir
+from {{ cookiecutter.package_name }}.training import build_classifier, build_job
+from {{ cookiecutter.package_name }}.utils.loggers import wandb_run_finished
 
 
 class RepeatedDigits(DigitsDataModule):
@@ -114,7 +114,9 @@ def throughput(samples_per_epoch: int, epochs: int, started: float, ended: float
     return samples_per_epoch * (epochs - 1) / (ended - started)
 
 
-def hand_written(cfg: DictConfig, device: str = "cpu", amp: bool = False, channels_last: bool = False) -> float:
+def hand_written(
+    cfg: DictConfig, device: str = "cpu", amp: bool = False, channels_last: bool = False
+) -> float:
     """The loop a user would write by hand over the datamodule's tensors; samples/s."""
     pl.seed_everything(cfg.seed, verbose=False)
     datamodule: InMemoryDataModule = instantiate(cfg.dataset)
@@ -176,7 +178,9 @@ def lightning_recipe(cfg: DictConfig) -> float:
     train_x, train_y = datamodule.splits["train"]
     val_x, val_y = datamodule.splits["val"]
     train = DataLoader(
-        TensorDataset(datamodule.eval_transform(train_x), train_y), batch_size=cfg.dataset.batch_size, shuffle=True
+        TensorDataset(datamodule.eval_transform(train_x), train_y),
+        batch_size=cfg.dataset.batch_size,
+        shuffle=True,
     )
     val = DataLoader(TensorDataset(datamodule.eval_transform(val_x), val_y), batch_size=512)
     clock = EpochClock()
@@ -251,9 +255,13 @@ def loop_cases(overrides: list[str], with_diagnostics: bool = True) -> dict[str,
     }
     if with_diagnostics:
         cases |= {
-            "template, `~logger callbacks=none`": in_fresh_run_dir(template, [*overrides, "~logger", "callbacks=none"]),
+            "template, `~logger callbacks=none`": in_fresh_run_dir(
+                template, [*overrides, "~logger", "callbacks=none"]
+            ),
             "Lightning recipe (DataLoader over TensorDataset)": in_fresh_run_dir(lightning_recipe, overrides),
-            "Lightning floor (loss-only module, no logger/callbacks)": in_fresh_run_dir(lightning_floor, overrides),
+            "Lightning floor (loss-only module, no logger/callbacks)": in_fresh_run_dir(
+                lightning_floor, overrides
+            ),
         }
     return cases
 
@@ -261,7 +269,12 @@ def loop_cases(overrides: list[str], with_diagnostics: bool = True) -> dict[str,
 def samples_table(results: dict[str, list[float]], samples_per_epoch: int) -> str:
     baseline = median(next(iter(results.values())))
     rows = [
-        (name, f"{median(values):,.0f}", f"{median(values) / baseline:.2f}x", f"{samples_per_epoch / median(values) * 1000:.0f} ms")
+        (
+            name,
+            f"{median(values):,.0f}",
+            f"{median(values) / baseline:.2f}x",
+            f"{samples_per_epoch / median(values) * 1000:.0f} ms",
+        )
         for name, values in results.items()
     ]
     return markdown_table(["case", "samples/s", "vs hand-written", "time per epoch"], rows)
@@ -290,20 +303,41 @@ def scaling_benchmark(common: list[str], repeats: int) -> None:
         hand, ours = (median(values) for values in results.values())
         samples = train_samples(overrides)
         rows.append(
-            (label, f"{samples:,}", f"{hand:,.0f}", f"{ours:,.0f}", f"{ours / hand:.2f}x", f"{samples / ours * 1000:.0f} ms")
+            (
+                label,
+                f"{samples:,}",
+                f"{hand:,.0f}",
+                f"{ours:,.0f}",
+                f"{ours / hand:.2f}x",
+                f"{samples / ours * 1000:.0f} ms",
+            )
         )
-    headers = ["data, batch", "train samples", "hand-written samples/s", "template samples/s", "ratio", "template time per epoch"]
+    headers = [
+        "data, batch",
+        "train samples",
+        "hand-written samples/s",
+        "template samples/s",
+        "ratio",
+        "template time per epoch",
+    ]
     print(markdown_table(headers, rows))
 
 
 def resnet_overrides(images: int) -> list[str]:
-    return ["dataset=cifar10", f"dataset._target_={__name__}.SyntheticImages", f"+dataset.images={images}", "model=resnet"]
+    return [
+        "dataset=cifar10",
+        f"dataset._target_={__name__}.SyntheticImages",
+        f"+dataset.images={images}",
+        "model=resnet",
+    ]
 
 
 def resnet_benchmark(common: list[str], repeats: int, images: int) -> None:
     overrides = [*common, *resnet_overrides(images)]
     results = interleaved(loop_cases(overrides, with_diagnostics=False), repeats)
-    print(f"model=resnet (depth 20) on {images:,} CIFAR-10-shaped synthetic images (3x32x32), batch 128, CPU:\n")
+    print(
+        f"model=resnet (depth 20) on {images:,} CIFAR-10-shaped synthetic images (3x32x32), batch 128, CPU:\n"
+    )
     print(samples_table(results, train_samples(overrides)))
 
 
@@ -329,7 +363,9 @@ def gpu_benchmark(common: list[str], repeats: int, images: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run; the first is not counted")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads in every case")
@@ -343,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--epochs must be at least 2: the first epoch is not counted")
     torch.set_num_threads(args.threads)
     os.chdir(PROJECT_DIR)
-    common = [f"trainer.max_epochs={args.epochs}", f"threads={args.threads}", "trainer.enable_progress_bar=false"]
+    common = [
+        f"trainer.max_epochs={args.epochs}",
+        f"threads={args.threads}",
+        "trainer.enable_progress_bar=false",
+    ]
     if args.scaling:
         scaling_benchmark(common, args.repeats)
     elif args.resnet:
@@ -352,7 +392,10 @@ def main(argv: list[str] | None = None) -> int:
         gpu_benchmark(common, args.repeats, args.images)
     else:
         loop_benchmark(common, args.repeats)
-    print(f"\n{footer(args.repeats)} torch threads: {args.threads}; epochs per run: {args.epochs} (first not counted).")
+    print(
+        f"\n{footer(args.repeats)} torch threads: {args.threads}; "
+        f"epochs per run: {args.epochs} (first not counted)."
+    )
     return 0
 
 

@@ -28,7 +28,8 @@ STAGES = ("train", "val", "test")
 
 
 class Classifier(pl.LightningModule):
-    val_metrics: MetricCollection  # set in __init__ with setattr, one collection per stage
+    train_metrics: MetricCollection  # set in __init__ with setattr, one collection per stage
+    val_metrics: MetricCollection
 
     def __init__(
         self,
@@ -97,7 +98,8 @@ class Classifier(pl.LightningModule):
             # on an epoch's last. The epoch values are computed once, in on_train_epoch_end.
             metrics["acc"].update(logits, targets)
             metrics["loss"].update(loss.detach(), weight=len(targets))
-            if (self.global_step + 1) % self.trainer.log_every_n_steps == 0 or last_batch:
+            every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]  # set at init, undeclared
+            if (self.global_step + 1) % every == 0 or last_batch:
                 self.log("train/loss", loss.detach(), on_step=True, on_epoch=False)
             return loss, logits
         metrics["acc"](logits, targets)
