@@ -342,9 +342,6 @@ def resnet_benchmark(common: list[str], repeats: int, images: int) -> None:
 
 
 def gpu_benchmark(common: list[str], repeats: int, images: int) -> None:
-    if not torch.cuda.is_available():
-        print("GPU benchmark skipped: torch.cuda.is_available() is False on this machine.")
-        return
     overrides = [*common, *resnet_overrides(images)]
     speed = ["speed.mixed_precision=true", "speed.channels_last=true"]
     cases = {
@@ -377,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is not counted")
+    if args.gpu and not torch.cuda.is_available():
+        print("GPU benchmark skipped: torch.cuda.is_available() is False on this machine.")
+        return 0
     torch.set_num_threads(args.threads)
     os.chdir(PROJECT_DIR)
     common = [

@@ -174,3 +174,11 @@ def test_digits_benchmark_prints_a_table_with_ratios():
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| `python train.py")]
     assert len(rows) == 2 and rows[0].endswith("| 1.00x |")
+
+
+def test_training_loop_benchmark_compares_every_case_with_the_hand_written_loop():
+    result = run_script("benchmarks/training_loop.py", "--repeats", "1", "--epochs", "2", cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "samples/s" not in line]
+    assert len(rows) == 5 and rows[0].startswith("| hand-written") and "| 1.00x |" in rows[0]
+    assert all(float(row.split("|")[2].replace(",", "")) > 0 for row in rows)
