@@ -36,6 +36,7 @@ EXPECTED_FILES = {
     "benchmarks/parallel_sweep.py",
     "benchmarks/common.py",
     "benchmarks/startup.py",
+    "benchmarks/training_loop.py",
     "configs/config.yaml",
     "configs/eval.yaml",
     "configs/dataset/digits.yaml",

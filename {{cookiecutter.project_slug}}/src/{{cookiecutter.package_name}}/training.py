@@ -8,6 +8,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelSummary
+from pytorch_lightning.plugins.io import AsyncCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -78,8 +80,11 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     """The trainer from `cfg.trainer`; a progress bar only when stdout (where Lightning's rich bar
     draws) is a terminal, unless set; its model summary table in train.log; mixed precision when
     `speed.mixed_precision` is on and a GPU is there; checkpoints written atomically and read
-    safely (`checkpoints.CheckpointFiles`); and the plugins of addons/."""
-    kwargs.setdefault("plugins", [CheckpointFiles(), *addons.trainer_plugins()])
+    safely (`checkpoints.CheckpointFiles`) in a background thread; and the plugins of addons/."""
+    # Lightning's AsyncCheckpointIO snapshots the tensors, then writes and fsyncs in a thread
+    # while training goes on (an fsync costs more than a digits epoch); the trainer waits for
+    # the last write when fit ends, fails or is stopped by a signal.
+    kwargs.setdefault("plugins", [AsyncCheckpointIO(CheckpointFiles()), *addons.trainer_plugins()])
     callbacks = kwargs.get("callbacks", [])
     if cfg.trainer.get("enable_model_summary", True) and not any(
         isinstance(c, ModelSummary) for c in callbacks
@@ -134,14 +139,30 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         return train_and_test(cfg)
 
 
-def train_and_test(cfg: DictConfig) -> dict[str, float]:
+@dataclass
+class Job:
+    """What a training run builds before it fits: `build_job` is the one place that builds it
+    (`benchmarks/training_loop.py` times these same objects)."""
+
+    out_dir: Path
+    datamodule: pl.LightningDataModule
+    model: Classifier
+    trainer: pl.Trainer
+    stop_on_signal: StopOnSignal
+    child_ranks: ChildRanks
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.out_dir / "checkpoints" / "last.ckpt"
+
+
+def build_job(cfg: DictConfig) -> Job:
     out_dir, datamodule = start_job(cfg)
     model = build_classifier(cfg)
     info = run_info(model)
     rank_zero_only(show_config)(cfg, out_dir, info["num_params"]["total"])
     loggers = build_loggers(cfg, info, resume_from=cfg.get("ckpt_path"))
-    last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
-    stop_on_signal, child_ranks = StopOnSignal(last_checkpoint), ChildRanks()
+    stop_on_signal, child_ranks = StopOnSignal(out_dir / "checkpoints" / "last.ckpt"), ChildRanks()
     callbacks = [
         *build_callbacks(cfg),
         WandbRunIdInCheckpoint(),
@@ -152,8 +173,14 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         *addons.training_callbacks(cfg),  # e.g. reports to a search's trial
     ]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
-
     apply_speedups(model, cfg.get("speed"))
+    return Job(out_dir, datamodule, model, trainer, stop_on_signal, child_ranks)
+
+
+def train_and_test(cfg: DictConfig) -> dict[str, float]:
+    job = build_job(cfg)
+    out_dir, datamodule, model, trainer = job.out_dir, job.datamodule, job.model, job.trainer
+    stop_on_signal, child_ranks, last_checkpoint = job.stop_on_signal, job.child_ranks, job.last_checkpoint
     with (
         wandb_run_finished(),
         failures_explained(stop_on_signal, last_checkpoint),
