@@ -130,6 +130,7 @@ EXPECTED_FILES = {
     "tests/test_loggers.py",
     "tests/test_sweeps.py",
     "tests/test_parallel_jobs.py",
+    "tests/test_threads.py",
     "tests/wandb_records.py",
     "tests/fake_data.py",
     "tests/test_checkpoints.py",

@@ -52,13 +52,17 @@ def other_trainings(count: int, scratch: Path) -> Iterator[None]:
             f"hydra.run.dir={run_dir}",
         ]
         env = {**os.environ, **WANDB_OFF}
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        processes.append((subprocess.Popen(command, cwd=PROJECT_DIR, env=env, **quiet), run_dir))
+        with (scratch / f"other-{index}.err").open("w") as errors:
+            process = subprocess.Popen(
+                command, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=errors
+            )
+        processes.append((process, run_dir))
     try:
         for process, run_dir in processes:  # training once its first epoch's checkpoint is there
             while not (run_dir / "checkpoints" / "last.ckpt").exists():
                 if process.poll() is not None:
-                    sys.exit(f"a background training exited with {process.returncode}")
+                    errors = run_dir.with_suffix(".err").read_text()
+                    sys.exit(f"a background training exited with {process.returncode}:\n{errors}")
                 time.sleep(0.5)
         yield
     finally:

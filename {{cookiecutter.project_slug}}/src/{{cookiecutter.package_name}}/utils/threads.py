@@ -11,13 +11,22 @@ So each job sets `torch.set_num_threads` before training, first of these that ap
    the processes training at once on this machine: `hydra.launcher.n_jobs` of a joblib multirun
    (or `$TRAIN_PARALLEL_JOBS`, which a search runner sets to its `--workers`; set it yourself
    for several W&B agents on one machine) times the DDP processes of a job that runs on CPU
-   (`trainer.devices`), at least 1.
+   (`trainer.devices`); and no more than the cores the rest of the machine leaves idle, measured
+   over a tenth of a second (`/proc/stat`, Linux only). At least 1.
+
+The idle cap keeps a lone run from being badly wrong on a shared machine: beside two other
+trainings on 2 cores, the default run with every core took several times as long as with one
+(benchmarks/threads.py). It is measured, not taken from the load average: that lags by a
+minute and counts this very process, so the second job of a sequential multirun would see the
+first one's load as someone else's.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -26,12 +35,19 @@ log = logging.getLogger(__name__)
 
 JOBLIB_LAUNCHERS = ("JoblibLauncher",)
 PARALLEL_JOBS_ENV = "TRAIN_PARALLEL_JOBS"
+PROC_STAT = Path("/proc/stat")
+IDLE_SAMPLE_SECONDS = 0.1
+
+
+def available_cpus() -> set[int]:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1))
 
 
 def available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return len(available_cpus())
 
 
 def parallel_jobs(launcher: DictConfig | None) -> int:
@@ -60,6 +76,43 @@ def runs_on_cpu(accelerator: str) -> bool:
     return not torch.cuda.is_available() and not torch.backends.mps.is_available()
 
 
+def cpu_times() -> dict[int, tuple[int, int]]:
+    """Per CPU, (idle, total) clock ticks since boot, from /proc/stat ("cpu<n> user nice system
+    idle iowait irq softirq steal ..."; iowait is idle too, steal is another VM's)."""
+    times = {}
+    for line in PROC_STAT.read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            ticks = [int(field) for field in fields[:8]]
+            times[int(name[3:])] = (ticks[3] + ticks[4], sum(ticks))
+    return times
+
+
+def idle_cores(cpus: set[int], seconds: float = IDLE_SAMPLE_SECONDS) -> float | None:
+    """How many of `cpus` sat idle over the next `seconds`, as a sum of fractions; None where
+    there is no /proc/stat."""
+    try:
+        before = cpu_times()
+        time.sleep(seconds)
+        after = cpu_times()
+    except OSError:
+        return None
+    idle = 0.0
+    for cpu in cpus & before.keys() & after.keys():
+        ticks = after[cpu][1] - before[cpu][1]
+        idle += (after[cpu][0] - before[cpu][0]) / ticks if ticks else 1.0
+    return idle
+
+
+def auto_threads(cores: int, processes: int, idle: float | None) -> int:
+    """This job's share of `cores` among the `processes` training at once, capped by the `idle`
+    cores (None: unknown), rounded; at least 1."""
+    share = cores // processes
+    if idle is not None:
+        share = min(share, round(idle))
+    return max(share, 1)
+
+
 def thread_share(cfg: DictConfig, launcher: DictConfig | None) -> tuple[int, str]:
     """The intra-op threads for this job, and where the number comes from."""
     if (threads := cfg.get("threads")) is not None:
@@ -67,8 +120,10 @@ def thread_share(cfg: DictConfig, launcher: DictConfig | None) -> tuple[int, str
     if (variable := os.environ.get("OMP_NUM_THREADS", "")).isdigit() and int(variable) > 0:
         return int(variable), f"OMP_NUM_THREADS={variable}"
     cores, jobs, per_job = available_cores(), parallel_jobs(launcher), processes_per_job(cfg.get("trainer"))
-    share = max(cores // (jobs * per_job), 1)
-    return share, f"auto: {cores} cores / ({jobs} parallel jobs x {per_job} processes each)"
+    source = f"auto: {cores} cores / ({jobs} parallel jobs x {per_job} processes each)"
+    if (idle := idle_cores(available_cpus())) is not None:
+        source += f", {idle:.1f} of them idle"
+    return auto_threads(cores, jobs * per_job, idle), source
 
 
 def multirun_launcher() -> DictConfig | None:
