@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from common import command_seconds, footer, interleaved, markdown_table, median
+
 CONFIGURATIONS = {
     "default (mlp)": [],
     "model=alexnet": ["model=alexnet"],
@@ -30,21 +28,6 @@ CONFIGURATIONS = {
     "+experiment=aplite": ["+experiment=aplite"],
     "+experiment=resnet_digits": ["+experiment=resnet_digits"],
 }
-
-
-def run(overrides: list[str], run_dir: Path) -> tuple[float, float]:
-    """Seconds and test accuracy of one training run."""
-    command = [sys.executable, "train.py", *overrides, "logger=csv", f"hydra.run.dir={run_dir}"]
-    started = time.perf_counter()
-    subprocess.run(
-        command,
-        cwd=PROJECT_DIR,
-        check=True,
-        capture_output=True,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-    )
-    seconds = time.perf_counter() - started
-    return seconds, json.loads((run_dir / "metrics.json").read_text())["test/acc"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,21 +41,29 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(args.only or []) - set(CONFIGURATIONS):
         parser.error(f"unknown configurations {sorted(unknown)}; choose from {list(CONFIGURATIONS)}")
     chosen = {name: o for name, o in CONFIGURATIONS.items() if not args.only or name in args.only}
-    times: dict[str, list[float]] = defaultdict(list)
     accuracies: dict[str, list[float]] = defaultdict(list)
+
+    def run(name: str, scratch: str) -> Callable[[], float]:
+        def measure() -> float:
+            """Seconds of one training run; its test accuracy goes to `accuracies`."""
+            run_dir = Path(tempfile.mkdtemp(dir=scratch))
+            command = ["train.py", *chosen[name], *args.overrides, "logger=csv", f"hydra.run.dir={run_dir}"]
+            seconds = command_seconds(command, {"WANDB_MODE": "disabled"})
+            accuracies[name].append(json.loads((run_dir / "metrics.json").read_text())["test/acc"])
+            return seconds
+
+        return measure
+
     with tempfile.TemporaryDirectory() as scratch:
-        for repeat in range(args.repeats):  # interleaved, so drift hits every configuration alike
-            for index, (name, overrides) in enumerate(chosen.items()):
-                seconds, accuracy = run([*overrides, *args.overrides], Path(scratch, f"{index}-{repeat}"))
-                times[name].append(seconds)
-                accuracies[name].append(accuracy)
-    baseline = statistics.median(next(iter(times.values())))
-    print("| command | test accuracy | median time | vs first row |\n|---|---|---|---|")
+        times = interleaved({name: run(name, scratch) for name in chosen}, args.repeats)
+    baseline = median(next(iter(times.values())))
+    rows = []
     for name in chosen:
-        seconds, accuracy = statistics.median(times[name]), statistics.median(accuracies[name])
+        seconds, accuracy = median(times[name]), median(accuracies[name])
         command = "python train.py" if name.startswith("default") else f"python train.py {name}"
-        print(f"| `{command}` | {accuracy:.2%} | {seconds:.1f} s | {seconds / baseline:.2f}x |")
-    print(f"\n{args.repeats} runs each, interleaved, on {os.cpu_count()} CPU cores, W&B disabled.")
+        rows.append([f"`{command}`", f"{accuracy:.2%}", f"{seconds:.1f} s", f"{seconds / baseline:.2f}x"])
+    print(markdown_table(["command", "test accuracy", "median time", "vs first row"], rows))
+    print(f"\nW&B disabled. {footer(args.repeats)}")
     return 0
 
 

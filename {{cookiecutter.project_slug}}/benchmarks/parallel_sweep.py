@@ -16,15 +16,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+from common import command_seconds, cores, footer, interleaved, markdown_table, median
+
+CORES = cores()
 JOBLIB = "hydra/launcher=joblib"
 CONFIGURATIONS = {
     "basic launcher": [],
@@ -33,38 +33,18 @@ CONFIGURATIONS = {
     "joblib n_jobs=4": [JOBLIB, "hydra.launcher.n_jobs=4"],
     f"joblib n_jobs=4, threads={CORES}": [JOBLIB, "hydra.launcher.n_jobs=4", f"threads={CORES}"],
 }
+# Every job takes its auto share of the threads, or what `threads=` says: not what we were given.
+os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def threads_per_job(overrides: list[str]) -> int:
-    """What each job uses: `threads=` if given, else the share utils/threads.py gives it."""
+    """What each job uses: `threads=` if given, else the share utils/threads.py gives it on an
+    idle machine."""
     for override in overrides:
         if override.startswith("threads="):
             return int(override.partition("=")[2])
     n_jobs = next((int(o.partition("=")[2]) for o in overrides if o.startswith("hydra.launcher.n_jobs=")), 1)
     return max(CORES // n_jobs, 1)
-
-
-def sweep(overrides: list[str], seeds: int, sweep_dir: Path) -> tuple[float, float]:
-    """Seconds for the whole multirun, and the mean test accuracy of its jobs."""
-    command = [
-        sys.executable,
-        "train.py",
-        "-m",
-        f"seed={','.join(str(s) for s in range(1, seeds + 1))}",
-        *overrides,
-        "logger=csv",
-        f"hydra.sweep.dir={sweep_dir}",
-    ]
-    env = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
-    started = time.perf_counter()
-    subprocess.run(
-        command, cwd=PROJECT_DIR, check=True, capture_output=True, env={**env, "WANDB_MODE": "disabled"}
-    )
-    seconds = time.perf_counter() - started
-    accuracies = [
-        json.loads((sweep_dir / str(job) / "metrics.json").read_text())["test/acc"] for job in range(seeds)
-    ]
-    return seconds, statistics.mean(accuracies)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,29 +59,41 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(args.only or []) - set(CONFIGURATIONS):
         parser.error(f"unknown configurations {sorted(unknown)}; choose from {list(CONFIGURATIONS)}")
     chosen = {name: o for name, o in CONFIGURATIONS.items() if not args.only or name in args.only}
-    times: dict[str, list[float]] = defaultdict(list)
     accuracies: dict[str, list[float]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as scratch:
-        for repeat in range(args.repeats):  # interleaved, so drift hits every configuration alike
-            for index, (name, overrides) in enumerate(chosen.items()):
-                seconds, accuracy = sweep(
-                    [*overrides, *args.overrides], args.seeds, Path(scratch, f"{index}-{repeat}")
+
+    def sweep(name: str, scratch: str) -> Callable[[], float]:
+        def measure() -> float:
+            """Seconds for the whole multirun; its jobs' mean test accuracy goes to `accuracies`."""
+            sweep_dir = Path(tempfile.mkdtemp(dir=scratch))
+            seeds = ",".join(str(seed) for seed in range(1, args.seeds + 1))
+            command = ["train.py", "-m", f"seed={seeds}", *chosen[name], *args.overrides, "logger=csv"]
+            seconds = command_seconds([*command, f"hydra.sweep.dir={sweep_dir}"], {"WANDB_MODE": "disabled"})
+            accuracies[name].append(
+                statistics.mean(
+                    json.loads((sweep_dir / str(job) / "metrics.json").read_text())["test/acc"]
+                    for job in range(args.seeds)
                 )
-                times[name].append(seconds)
-                accuracies[name].append(accuracy)
-    baseline = statistics.median(next(iter(times.values())))
-    print("| launcher | threads per job | median time | vs first row | mean test accuracy |")
-    print("|---|---|---|---|---|")
-    for name, overrides in chosen.items():
-        seconds = statistics.median(times[name])
-        print(
-            f"| {name} | {threads_per_job(overrides)} | {seconds:.1f} s | {seconds / baseline:.2f}x "
-            f"| {statistics.median(accuracies[name]):.2%} |"
-        )
-    print(
-        f"\n{args.seeds}-job sweeps (`seed=1,...,{args.seeds}`), {args.repeats} runs each, interleaved, "
-        f"on {CORES} CPU cores, W&B disabled."
-    )
+            )
+            return seconds
+
+        return measure
+
+    with tempfile.TemporaryDirectory() as scratch:
+        times = interleaved({name: sweep(name, scratch) for name in chosen}, args.repeats)
+    baseline = median(next(iter(times.values())))
+    rows = [
+        [
+            name,
+            threads_per_job(overrides),
+            f"{median(times[name]):.1f} s",
+            f"{median(times[name]) / baseline:.2f}x",
+            f"{median(accuracies[name]):.2%}",
+        ]
+        for name, overrides in chosen.items()
+    ]
+    headers = ["launcher", "threads per job", "median time", "vs first row", "mean test accuracy"]
+    print(markdown_table(headers, rows))
+    print(f"\n{args.seeds}-job sweeps (`seed=1,...,{args.seeds}`), W&B disabled. {footer(args.repeats)}")
     return 0
 
 
