@@ -186,3 +186,18 @@ def test_training_loop_benchmark_compares_every_case_with_the_hand_written_loop(
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "samples/s" not in line]
     assert len(rows) == 5 and rows[0].startswith("| hand-written") and "| 1.00x |" in rows[0]
     assert all(float(row.split("|")[2].replace(",", "")) > 0 for row in rows)
+
+
+def test_first_step_benchmark_times_each_phase_against_the_import_floor():
+    result = run_script(
+        "benchmarks/first_step.py", "--repeats", "1", "logger=csv", "trainer.max_epochs=1", cwd=PROJECT_DIR
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split(" | ")[0] for line in result.stdout.splitlines() if line.startswith("| `python")]
+    phases = ["fit started", "sanity check started", "training started", "first step done"]
+    assert rows == [
+        '| `python -c "import torch, pytorch_lightning"` (floor)',
+        "| `python train.py` to callbacks built",
+        *(f"| `python train.py` to {phase}" for phase in phases),
+        "| `python train.py` total",
+    ]
