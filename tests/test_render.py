@@ -125,6 +125,7 @@ EXPECTED_FILES = {
     "tests/test_checkpoints.py",
     "tests/test_datasets.py",
     "tests/test_predict.py",
+    "tests/test_report.py",
     "tests/test_fault_tolerance.py",
     "tests/kill_switch.py",
     "tests/test_config_errors.py",
