@@ -17,6 +17,9 @@ from pathlib import Path
 ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 # The name `tempfile.mkdtemp()` gives a folder: cruft re-renders the template into one.
 PYTHON_TEMP_DIR_RE = re.compile(r"tmp[a-z0-9_]{8}")
+# pip's default torch on Linux is the CUDA build (GBs); these pick the one that fits.
+TORCH_BUILDS = "https://pytorch.org/get-started/locally"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 # What each optional part adds, removed together when it is not chosen (PKG: the package's
@@ -140,6 +143,8 @@ def next_steps(answers: dict, project_dir: Path, committed: bool) -> str:
     lines = [
         f"cd {slug}",
         "python -m venv .venv && . .venv/bin/activate",
+        f"# first the torch build for this machine ({TORCH_BUILDS}), e.g. CPU only:",
+        f"pip install torch --index-url {TORCH_CPU_INDEX}",
         "pip install -e '.[dev]'",
         "python train.py                # digits + MLP, about 10 s on a CPU",
     ]

@@ -1,8 +1,9 @@
 """Validate the answers before cookiecutter writes anything.
 
 Valid Python before and after rendering: the only Jinja is the JSON of the answers inside a
-raw string, parsed in `main()`. A rejected answer prints one line that names the value, says
-why and shows what would be accepted; cookiecutter then deletes the project folder it created.
+raw string, parsed in `main()`. Every rejected answer prints one line that names the value, says
+why and shows what would be accepted, all at once in question order; cookiecutter then deletes
+the project folder it created and prints its own report of the failed hook.
 """
 
 from __future__ import annotations
@@ -127,17 +128,6 @@ def check_project_name(name: str) -> str | None:
     return None
 
 
-CHECKS = {
-    "project_name": check_project_name,
-    "project_slug": check_project_slug,
-    "package_name": check_package_name,
-    "python_version": check_python_version,
-    "author_email": check_author_email,
-    "wandb_entity": check_wandb_entity,
-    "wandb_project": check_wandb_project,
-}
-
-
 # Answers typed on one line; a control character or line break in one would be changed or
 # split by the files it is written to (cookiecutter rewrites line endings, READMEs are lines).
 FREE_TEXT = ("project_name", "description", "author_name", "author_email", "wandb_entity", "wandb_project")
@@ -151,19 +141,66 @@ def check_one_line_text(key: str, value: str) -> str | None:
     return None
 
 
+# The checked answers in cookiecutter.json's question order (the JSON the hook gets has its keys
+# sorted), each with its own check.
+CHECKS = {
+    "project_name": check_project_name,
+    "project_slug": check_project_slug,
+    "package_name": check_package_name,
+    "description": None,
+    "author_name": None,
+    "author_email": check_author_email,
+    "python_version": check_python_version,
+    "wandb_entity": check_wandb_entity,
+    "wandb_project": check_wandb_project,
+}
+
+
+def derived_package_name(slug: str) -> str:
+    """cookiecutter.json's default package_name for a slug."""
+    return ("p_" if slug[:1].isdigit() else "") + slug.replace("-", "_").replace(".", "_")
+
+
+# Answers whose default comes from an earlier one: (that answer, the default it gives).
+DERIVED = {
+    "package_name": ("project_slug", derived_package_name),
+    "wandb_project": ("project_slug", str),
+}
+
+
+def check_answer(key: str, value: str) -> str | None:
+    """The first problem with one answer, or None."""
+    check = CHECKS[key]
+    text_problem = check_one_line_text(key, value) if key in FREE_TEXT else None
+    return text_problem or (check(value) if check else None)
+
+
 def validate(answers: dict[str, str]) -> list[str]:
-    """Return one message per rejected answer, in question order."""
-    texts = (check_one_line_text(key, str(answers.get(key, ""))) for key in FREE_TEXT)
-    problems = (check(str(answers.get(key, ""))) for key, check in CHECKS.items())
-    return [problem for problem in (*texts, *problems) if problem]
+    """One message per rejected answer, in question order. An answer left at the default that a
+    rejected earlier answer gave it is not reported again: fixing that one fixes both."""
+    problems: dict[str, str] = {}
+    for key in CHECKS:
+        value = str(answers.get(key, ""))
+        source, derive = DERIVED.get(key, ("", None))
+        if source in problems and derive and value == derive(str(answers.get(source, ""))):
+            continue
+        if (problem := check_answer(key, value)) is not None:
+            problems[key] = problem
+    return list(problems.values())
 
 
 def main() -> int:
-    # Only the first problem: answers are derived from earlier ones (slug -> package name ->
-    # W&B project), so one bad answer would otherwise show up several times.
     problems = validate(json.loads(ANSWERS_JSON))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
     if problems:
-        print(f"error: {problems[0]}", file=sys.stderr)
+        # Cookiecutter's own report of the failed hook (a traceback) comes after this line.
+        which = "the answer" if len(problems) == 1 else f"these {len(problems)} answers"
+        print(
+            f"Nothing was written: fix {which} above and run cookiecutter again "
+            "(its 'Hook script failed' report below only says that this check stopped it).",
+            file=sys.stderr,
+        )
     return 1 if problems else 0
 
 

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(TEMPLATE_DIR))
 from local_extensions import quoted
 
+QUESTIONS = list(json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text()))
 AWKWARD = ['"', "'", "\\", "{{", "{%", "}}", "%}", "{#", "#", ": ", "- ", "é", "東京", "🚀", "\u200b"]
 # Printable text a command line can carry: no NUL, lone surrogates, control characters or line
 # breaks (those come on their own below, to be refused).
@@ -137,8 +138,9 @@ def check_valid_project(project: Path, answers: dict[str, str]) -> None:
 
 
 def check_refused(result: subprocess.CompletedProcess[str], out: Path) -> None:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert errors and len(errors) == 1, result.stderr[-3000:]
+    # One line per rejected answer, all of them, in question order.
+    keys = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert keys and keys == sorted(set(keys), key=QUESTIONS.index), result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert list(out.iterdir()) == []
 

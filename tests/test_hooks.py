@@ -55,6 +55,66 @@ def test_bad_answer_is_rejected_with_one_line_and_nothing_written(tmp_path, key,
     assert leftovers == (["a"] if value == "a/b" and key == "project_slug" else [])
 
 
+# Given on the command line out of question order; reported in question order, one line each.
+SEVERAL_BAD_ANSWERS = {
+    "wandb_project": "a/b",
+    "author_email": "nobody",
+    "description": "two\nlines",
+    "package_name": "class",
+    "project_name": "   ",
+}
+
+
+def error_keys(stderr: str) -> list[str]:
+    return [line.split()[1] for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_every_bad_answer_is_reported_at_once_in_question_order(tmp_path):
+    result = run_cookiecutter(tmp_path, *(f"{key}={value}" for key, value in SEVERAL_BAD_ANSWERS.items()))
+    assert result.returncode == 1
+    questions = list(json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text()))
+    assert error_keys(result.stderr) == sorted(SEVERAL_BAD_ANSWERS, key=questions.index)
+    assert result.stderr.splitlines()[-1].startswith("Nothing was written: fix these 5 answers above")
+    # What the template README promises comes after: cookiecutter's own report, on stdout.
+    assert "Stopping generation because pre_gen_project hook script didn't exit successfully" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "Hook script failed (exit status: 1)"
+    assert list(tmp_path.iterdir()) == []
+
+
+# name: (answers, the keys reported)
+DERIVED_ANSWERS = {
+    "defaults-of-a-bad-slug-not-repeated": (["project_slug=my project"], ["project_slug"]),
+    "own-bad-package-still-reported": (
+        ["project_slug=my project", "package_name=my-pkg"],
+        ["project_slug", "package_name"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("answers", "reported"), DERIVED_ANSWERS.values(), ids=DERIVED_ANSWERS)
+def test_answer_left_at_the_default_of_a_rejected_one_is_not_reported_again(tmp_path, answers, reported):
+    result = run_cookiecutter(tmp_path, *answers)
+    assert result.returncode == 1
+    assert error_keys(result.stderr) == reported
+
+
+def test_checked_answers_are_cookiecutter_jsons_questions_in_its_order():
+    questions = [key for key in json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text()) if key[0] != "_"]
+    assert list(pre_gen.CHECKS) == [key for key in questions if key in pre_gen.CHECKS]
+    assert set(pre_gen.FREE_TEXT) <= set(pre_gen.CHECKS)
+
+
+@pytest.mark.parametrize("slug", ["3d.vision-kit", "my project", "a/b"])
+def test_hook_derives_the_defaults_cookiecutter_json_gives(slug):
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    context = generate_context(str(TEMPLATE_DIR / "cookiecutter.json"), extra_context={"project_slug": slug})
+    answers = prompt_for_config(context, no_input=True)
+    for key, (source, derive) in pre_gen.DERIVED.items():
+        assert derive(answers[source]) == answers[key]
+
+
 # A value outside a choice list, or not a yes/no for a switch, is refused by cookiecutter itself,
 # in generate_context, before any template code (extension, pre-generation hook) runs: it exits
 # with status 1 and a traceback ending in one ValueError line, and the template cannot shorten

@@ -136,6 +136,7 @@ EXPECTED_FILES = {
     "tests/test_checkpoints.py",
     "tests/test_datasets.py",
     "tests/test_predict.py",
+    "tests/test_report.py",
     "tests/test_fault_tolerance.py",
     "tests/kill_switch.py",
     "tests/test_config_errors.py",
@@ -450,3 +451,20 @@ def test_the_chosen_logger_is_the_default_and_the_only_logger_dependency(tmp_pat
     for sweep_file in ("sweep.yaml", "sweeps/bayes.yaml", "sweeps/experiments.yaml"):
         command = yaml.safe_load((project / sweep_file).read_text())["command"]
         assert ("logger=wandb" in command) == (logger != "wandb")
+
+
+# Seen with pip 26: `pip install --no-deps sweeps` then an install that adds any of its
+# requirements (jsonref, numpy...) prints "ERROR: pip's dependency resolver ..." for its numpy<2
+# pin; the extra first, `--no-deps sweeps` last, prints nothing.
+@pytest.mark.parametrize("rendered", ["options-everything"], indirect=True)
+def test_sweeps_is_installed_after_its_extra_wherever_install_steps_are_written(rendered):
+    def read(relative: str) -> str:
+        return (rendered.project / relative).read_text()
+
+    sweep_py = read(f"src/{rendered.package}/sweep.py")
+    hint = "pip install -e '.[sweeps]' && pip install --no-deps sweeps"
+    assert hint in sweep_py and hint in read("README.md")
+    ci = read(".github/workflows/ci.yml")
+    assert ci.index("pip install -e '.[") < ci.index("pip install --no-deps sweeps")
+    makefile = read("Makefile")
+    assert makefile.index("pip install -e '.[$(EXTRAS)]'") < makefile.index("pip install --no-deps sweeps")

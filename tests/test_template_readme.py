@@ -6,7 +6,7 @@ import importlib.util
 import json
 import re
 
-from conftest import TEMPLATE_DIR
+from conftest import TEMPLATE_DIR, run_cookiecutter
 
 spec = importlib.util.spec_from_file_location("readme_layout", TEMPLATE_DIR / "scripts" / "readme_layout.py")
 assert spec and spec.loader
@@ -54,3 +54,15 @@ def test_option_table_has_every_question_with_its_default_and_choices():
         elif "{{" not in value:
             shown = default.strip("`").removesuffix("...").strip()
             assert value.startswith(shown) and shown, key
+
+
+def test_readme_shows_exactly_what_rejected_answers_print(tmp_path):
+    block = re.search(r"```text\n(error: package_name 'class'.*?)```", README, re.DOTALL)
+    assert block, "the README's example of rejected answers is gone"
+    shown = block.group(1).splitlines()
+    result = run_cookiecutter(tmp_path, "package_name=class", "author_email=nobody")
+    assert result.returncode == 1
+    stderr, stdout = result.stderr.splitlines(), result.stdout.strip().splitlines()
+    assert shown[:3] == stderr
+    assert shown[3:5] == stdout[:2]
+    assert shown[-2:] == stdout[-2:]

@@ -214,5 +214,8 @@ def test_next_steps_show_the_commands_that_apply(tmp_path, answers, makefile, co
         (tmp_path / "Makefile").write_text("help:\n")
     message = post_gen.next_steps({"project_slug": "demo", **answers}, tmp_path, committed)
     assert "cd demo" in message and "pip install -e '.[dev]'" in message and "python train.py" in message
+    # A virtual environment, then torch from the index that fits, then the project.
+    steps = ("python -m venv .venv", "pip install torch --index-url", "pip install -e '.[dev]'")
+    assert [message.index(step) for step in steps] == sorted(message.index(step) for step in steps)
     for line in expected:
         assert (line[1:] in message) is (line[0] == "+"), message

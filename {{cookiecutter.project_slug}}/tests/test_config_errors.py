@@ -76,6 +76,10 @@ BAD_CONFIGS = {
         "dataset.mean=[0.485, 0.456, 0.406]: must have 1 value "
         "(one per channel of dataset.input_shape=[1, 32, 32])",
     ),
+    "class-names-per-class": (
+        ["train.py", "dataset=cifar10", "dataset.class_names=[cat,dog]"],
+        "dataset.class_names has 2 names: must have one per class (dataset.num_classes=10)",
+    ),
     "no-validation-split": (
         ["train.py", "dataset.val_fraction=0"],
         "dataset.val_fraction=0: must be a number > 0 and < 1",

@@ -135,6 +135,7 @@ RULES: dict[str, Rule] = {
     "dataset.test_fraction": FRACTION,
     "dataset.split_seed": integer(0),
     "dataset.num_workers": integer(0),
+    "dataset.class_names": NULL | list_of(TEXT, "non-empty strings"),
     "dataset.mean": list_of(number(), "numbers"),
     "dataset.std": list_of(number(above=0), "numbers > 0"),
     "dataset.augment.crop_padding": integer(0),
@@ -268,6 +269,12 @@ def check_relations(cfg: DictConfig) -> None:
                 f"dataset.{name}={list(dataset[name])}: must have {count} "
                 f"(one per channel of dataset.input_shape={list(dataset.input_shape)})"
             )
+    names = dataset.get("class_names")
+    if names is not None and len(names) != dataset.num_classes:
+        raise ConfigError(
+            f"dataset.class_names has {len(names)} names: must have one per class "
+            f"(dataset.num_classes={dataset.num_classes})"
+        )
     model = cfg.get("model")
     for name in ("input_shape", "num_classes"):
         if model is not None and name in model and model[name] != dataset[name]:

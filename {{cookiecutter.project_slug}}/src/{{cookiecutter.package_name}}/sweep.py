@@ -55,7 +55,8 @@ from .trials import (
 )
 
 DEFAULT_COUNT = 10
-INSTALL_HINT = "pip install --no-deps sweeps && pip install -e '.[sweeps]'"
+# The extra first: pip then never sees `sweeps` beside a numpy it pins out, and prints no conflict.
+INSTALL_HINT = "pip install -e '.[sweeps]' && pip install --no-deps sweeps"
 RESULTS_FILE = "results.json"
 # Trials in these states ran to an end and are kept when a sweep continues; others run again.
 DONE_PREFIXES = (FINISHED, "failed")

@@ -88,7 +88,9 @@ class ImageDataModule(pl.LightningDataModule):
                 f"got {val_fraction} and {test_fraction}"
             )
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
-        self.classes = list(class_names or (str(label) for label in range(num_classes)))
+        # The label names figures, checkpoints and predictions show: "0"... unless the config or
+        # the data (image folder: its folders) names them.
+        self.class_names = list(class_names or (str(label) for label in range(num_classes)))
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.eval_transform = BatchTransform(mean, std)

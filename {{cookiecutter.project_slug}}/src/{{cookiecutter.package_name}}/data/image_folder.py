@@ -67,18 +67,18 @@ class ImageFolderDataModule(ImageDataModule):
     def __init__(self, root: str, num_workers: int = 2, **kwargs) -> None:
         super().__init__(**kwargs)
         self.root, self.num_workers = Path(root), num_workers
-        self.classes: list[str] = []
         self.datasets: dict[str, ImageFiles] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.classes, files, labels = scan(self.root)
-        if len(self.classes) != self.num_classes:
+        names, files, labels = scan(self.root)
+        if len(names) != self.num_classes:
             raise DataError(
-                f"{self.root} has {len(self.classes)} class folders ({', '.join(self.classes)}) "
-                f"but dataset.num_classes is {self.num_classes}: pass dataset.num_classes={len(self.classes)}"
+                f"{self.root} has {len(names)} class folders ({', '.join(names)}) "
+                f"but dataset.num_classes is {self.num_classes}: pass dataset.num_classes={len(names)}"
             )
+        self.class_names = names
         parts = split_indices(
             len(files), len(files), self.val_fraction, self.test_fraction, self.split_seed, True
         )

@@ -66,7 +66,7 @@ class Classifier(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Label names (e.g. the folders of dataset=image_folder), for predict and notebooks.
         datamodule = getattr(self.trainer, "datamodule", None)
-        checkpoint["class_names"] = list(getattr(datamodule, "classes", None) or [])
+        checkpoint["class_names"] = list(getattr(datamodule, "class_names", None) or [])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.class_names = checkpoint.get("class_names") or []
