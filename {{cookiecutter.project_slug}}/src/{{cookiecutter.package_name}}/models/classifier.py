@@ -46,8 +46,10 @@ class Classifier(pl.LightningModule):
         self.criterion = nn.CrossEntropyLoss()
         # One collection per stage (`train_metrics`, ...): a stage's metrics accumulate separately.
         for stage in STAGES:
+            # validate_args=False: the loss has already refused targets out of range, and the
+            # check costs as much as the update.
             metrics: dict[str, Metric | MetricCollection] = {
-                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False),
                 "loss": MeanMetric(),
             }
             setattr(self, f"{stage}_metrics", MetricCollection(metrics))
@@ -57,7 +59,7 @@ class Classifier(pl.LightningModule):
         self.nonfinite_loss = nonfinite_loss
         self.skipped_this_epoch = 0
         # Not logged as a scalar: utils.report.RunReport draws it after testing.
-        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes, validate_args=False)
         self.class_names: list[str] = []
 
     def forward(self, x: Tensor) -> Tensor:
@@ -102,8 +104,9 @@ class Classifier(pl.LightningModule):
             if (self.global_step + 1) % every == 0 or last_batch:
                 self.log("train/loss", loss.detach(), on_step=True, on_epoch=False)
             return loss, logits
-        metrics["acc"](logits, targets)
-        metrics["loss"](loss, weight=len(targets))
+        # update, not forward: Lightning computes a logged Metric once, at the epoch's end.
+        metrics["acc"].update(logits, targets)
+        metrics["loss"].update(loss, weight=len(targets))
         for name, metric in metrics.items():
             self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=name == "acc")
         return loss, logits
