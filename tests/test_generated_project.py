@@ -1,4 +1,5 @@
-"""The rendered default project installs, passes its own tests and trains offline."""
+"""The rendered default project, extended as its README says, installs, passes its own tests
+and trains offline."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import TEMPLATE_DIR, venv_on_this_environment
 from packaging.requirements import Requirement
+from user_extensions import DISCOVERED_TEST_IDS, add_user_extensions
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +42,15 @@ GUARD = 5
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> tuple[Path, Path]:
-    """The default rendering, installed (editable, as `make install` does) into a venv of its own
-    on this environment; the project dir and that venv's python."""
+    """The default rendering with a user's dataset, model, experiment and specialization added
+    as its README says (user_extensions.py), installed (editable, as `make install` does) into a
+    venv of its own on this environment: its own test suite must pass unchanged and test them
+    too. The project dir and that venv's python."""
     from cookiecutter.main import cookiecutter
 
     root = tmp_path_factory.mktemp("e2e")
     path = Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, output_dir=str(root)))
+    add_user_extensions(path)
     python = venv_on_this_environment(root / "venv")
     pip("--python", str(python), "install", "--no-build-isolation", "--no-deps", "-e", str(path))
     return path, python
@@ -91,6 +96,20 @@ def test_dev_requirements_cover_the_generated_dependencies(project):
     lines = (TEMPLATE_DIR / "requirements-dev.txt").read_text().splitlines()
     listed = {str(Requirement(line)) for line in lines if line.strip() and not line.startswith("#")}
     assert {str(Requirement(dep)) for dep in generated} <= listed
+
+
+def test_generated_test_suite_finds_the_user_extensions(project):
+    path, python = project
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=path,
+        env=offline(python),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert set(DISCOVERED_TEST_IDS) <= set(result.stdout.splitlines())
 
 
 def slice_arguments(name: str) -> list[str]:

@@ -11,16 +11,13 @@ any heavy import, so the ratio stays close to 1.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from common import command_seconds, footer, interleaved, markdown_table, median
+
 COMMANDS = {
     "--cfg job": ["--cfg", "job"],
     "dataset.batch_size=0": ["dataset.batch_size=0"],
@@ -30,17 +27,8 @@ COMMANDS = {
 
 
 def seconds_of(args: list[str], run_dir: Path, expected_status: int) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "train.py", *args, f"hydra.run.dir={run_dir}"],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode != expected_status:
-        sys.exit(f"`train.py {' '.join(args)}` exited with {result.returncode}:\n{result.stderr.decode()}")
-    return seconds
+    command = ["train.py", *args, f"hydra.run.dir={run_dir}"]
+    return command_seconds(command, {"WANDB_MODE": "disabled"}, expected_status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,17 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
-    times: dict[str, list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as scratch:
-        for _ in range(args.repeats):  # interleaved, so drift hits every command alike
-            for name, command in COMMANDS.items():
-                times[name].append(seconds_of(command, Path(scratch, "run"), 0 if name == "--cfg job" else 2))
-    baseline = statistics.median(times["--cfg job"])
-    print("| command | median time | vs `--cfg job` |\n|---|---|---|")
-    for name, seconds in times.items():
-        median = statistics.median(seconds)
-        print(f"| `python train.py {name}` | {median:.2f} s | {median / baseline:.2f}x |")
-    print(f"\n{args.repeats} runs each, interleaved, on {os.cpu_count()} CPU cores.")
+        cases = {
+            name: partial(seconds_of, command, Path(scratch, "run"), 0 if name == "--cfg job" else 2)
+            for name, command in COMMANDS.items()
+        }
+        times = interleaved(cases, args.repeats)
+    baseline = median(times["--cfg job"])
+    rows = [
+        (f"`python train.py {name}`", f"{median(seconds):.2f} s", f"{median(seconds) / baseline:.2f}x")
+        for name, seconds in times.items()
+    ]
+    print(markdown_table(["command", "median time", "vs `--cfg job`"], rows))
+    print(f"\n{footer(args.repeats)}")
     return 0
 
 

@@ -58,6 +58,15 @@ BAD_CONFIGS = {
         ["train.py", "callbacks.early_stopping=5"],
         "callbacks.early_stopping=5: must be a config with _target_, or null to leave it out",
     ),
+    "option-of-a-logger-not-chosen": (
+        ["train.py", "logger=csv", "+logger.wandb.tags=[a]"],
+        "logger.wandb sets tags but logger=wandb is not chosen: put run tags and notes in the "
+        "top-level `tags:` and `notes:`, which every logger gets, or choose it too: 'logger=[csv,wandb]'",
+    ),
+    "stats-misspelled-dataset": (
+        ["-m", "{{ cookiecutter.package_name }}.data.stats", "dataset=digitz"],
+        f"dataset=digitz: no such option; did you mean digits? choices: {', '.join(DATASETS)}",
+    ),
     "nesterov-without-momentum": (
         ["train.py", "optimizer=sgd", "optimizer.momentum=0"],
         "optimizer.nesterov=true: needs optimizer.momentum > 0 (it is 0)",
@@ -250,7 +259,18 @@ def test_interrupted_job_stops_the_whole_multirun_with_its_status(tmp_path):
     result = run_script("-c", script, cwd=PROJECT_DIR)
     assert result.returncode == 128 + 15
     assert result.stderr.strip().splitlines()[-1] == "error: stopped by SIGTERM; last.ckpt saved"
-    assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == ["0", "multirun.yaml"]
+    assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == [
+        "0",
+        "multirun.yaml",
+        "summary.csv",
+        "summary.json",
+    ]
+    (job,) = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    assert (job["seed"], job["status"], job["reason"]) == (
+        "1",
+        "interrupted",
+        "stopped by SIGTERM; last.ckpt saved",
+    )
 
 
 # What each logger writes, from the run dir (MLflow: its store under paths.root_dir, the run dir's parent).
@@ -286,3 +306,10 @@ def test_switched_off_callback_or_logger_trains_without_it(compose_config, overr
     out = Path(cfg.paths.output_dir)
     assert [name for name in absent if (out / name).exists()] == []
     assert [name for name in present if not (out / name).exists()] == []
+
+
+def test_config_errors_benchmark_prints_a_table_with_ratios_to_cfg_job():
+    result = run_script("benchmarks/config_errors.py", "--repeats", "1", cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| `python train.py")]
+    assert len(rows) == 4 and "--cfg job" in rows[0] and " 1.00x " in rows[0]

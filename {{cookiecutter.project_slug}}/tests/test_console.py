@@ -109,6 +109,8 @@ def test_changed_values_are_the_overrides_and_what_an_experiment_changes(compose
         "optimizer.lr": 0.002,
         "trainer.max_epochs": 40,
         "callbacks.early_stopping.patience": 40,
+        "tags": ["digits", "resnet"],
+        "notes": "the most accurate digits setup shipped",
         "paths.root_dir": str(tmp_path),
     }
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import DATASETS, PROJECT_DIR, run_script
 from fake_data import (
     CIFAR_BATCHES,
@@ -29,7 +30,8 @@ from hydra.utils import instantiate
 from {{ cookiecutter.package_name }}.data import mnist
 from {{ cookiecutter.package_name }}.errors import DataError
 
-# Split sizes of each dataset as fake_data writes it (digits is the real bundled set).
+# Split sizes of the shipped datasets as fake_data writes them (digits is the real bundled set);
+# a dataset not listed here is checked against its config's fractions (`sizes_from_fractions`).
 SPLIT_SIZES = {
     "digits": {"train": 1258, "val": 180, "test": 359},
     "mnist": {"train": 52, "val": 8, "test": 20},
@@ -45,8 +47,17 @@ def datamodule(compose_config, dataset: str, data_dir: Path, *overrides: str):
     return cfg, module
 
 
-def test_every_dataset_has_a_split_size_case():
-    assert set(SPLIT_SIZES) == set(DATASETS)
+def sizes_from_fractions(dataset_cfg, sizes: dict[str, int]) -> dict[str, int]:
+    """The split `split_indices` makes of all the images: val and a held-out test take their
+    fractions of them; with test_fraction 0 the test set is the dataset's own."""
+    total = sum(sizes.values())
+    test = round(total * dataset_cfg.test_fraction) if dataset_cfg.test_fraction else sizes["test"]
+    val = round(total * dataset_cfg.val_fraction)
+    return {"train": total - val - test, "val": val, "test": test}
+
+
+def test_split_size_cases_name_existing_datasets():
+    assert set(SPLIT_SIZES) <= set(DATASETS), "remove the cases of deleted datasets from SPLIT_SIZES"
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -60,12 +71,22 @@ def test_dataset_reads_its_format_and_serves_normalised_batches(compose_config, 
             ("test", module.test_dataloader()),
         )
     }
-    assert sizes == SPLIT_SIZES[dataset]
+    assert sizes == (SPLIT_SIZES.get(dataset) or sizes_from_fractions(cfg.dataset, sizes))
+    assert min(sizes.values()) > 0
     inputs, targets = next(iter(module.val_dataloader()))
     inputs, targets = module.on_after_batch_transfer((inputs, targets), 0)
     assert tuple(inputs.shape[1:]) == tuple(cfg.dataset.input_shape)
     assert inputs.dtype == torch.float32 and targets.dtype == torch.int64
     assert int(targets.min()) >= 0 and int(targets.max()) < cfg.dataset.num_classes
+
+
+def test_stats_command_prints_the_mean_and_std_of_the_training_split(compose_config, tmp_path):
+    result = run_script("-m", "{{ cookiecutter.package_name }}.data.stats", "dataset=digits", cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)  # the two lines to paste into configs/dataset/digits.yaml
+    images = datamodule(compose_config, "digits", tmp_path)[1].splits["train"][0]
+    assert printed["mean"] == pytest.approx([float(images.mean())], abs=1e-4)
+    assert printed["std"] == pytest.approx([float(images.std(correction=0))], abs=1e-4)
 
 
 def test_random_crop_and_flip_keep_shapes_and_pixels(compose_config, data_dir):

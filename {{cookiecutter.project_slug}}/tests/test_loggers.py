@@ -1,5 +1,6 @@
 """Every logger gets the same resolved config, the metrics and the figures, each its own way:
-read back offline from what each wrote. One training logs to all four at once."""
+read back offline from what each wrote. One training logs to all four at once. The run's
+top-level tags and notes reach each logger in its own form."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 import yaml
 from conftest import PROJECT_DIR, run_script, train_cli
 from wandb_records import read_runs
+
+from {{ cookiecutter.package_name }}.utils.loggers import build_loggers, finish_wandb
 
 LOGGERS = ("wandb", "tensorboard", "mlflow", "csv")
 FIGURES = {"learning_curves", "confusion_matrix"}
@@ -155,3 +158,32 @@ def test_a_logger_whose_package_is_missing_is_one_error_line(tmp_path, logger):
         f"error: logger={logger} needs the {logger} package: pip install '.[{logger}]'"
     ]
     assert not (tmp_path / "run").exists()
+
+
+def read_labels(logger: str, run_dir: Path, root: Path) -> tuple[list[str], str | None]:
+    """The tags and notes one logger holds about a run, read back from what it wrote."""
+    if logger == "wandb":
+        (wandb_run,) = read_runs(run_dir)
+        return wandb_run.tags, wandb_run.notes
+    if logger == "mlflow":
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=f"sqlite:///{root}/logs/mlflow/mlflow.db")
+        (mlflow_run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        tags = mlflow_run.data.tags
+        return [key for key, value in tags.items() if value == ""], tags.get("mlflow.note.content")
+    config = yaml.safe_load((run_dir / logger / "hparams.yaml").read_text())
+    return config["tags"], config["notes"]
+
+
+@pytest.mark.parametrize("logger", LOGGERS)
+def test_experiment_tags_and_notes_reach_every_logger(compose_config, tmp_path, logger):
+    # resnet_digits sets the top-level tags and notes; loggers are built as a run builds them.
+    run_dir = tmp_path / "run"
+    cfg = compose_config("+experiment=resnet_digits", f"logger={logger}", "notes=a b", run_dir=str(run_dir))
+    for built in build_loggers(cfg):
+        built.save()
+        built.finalize("success")
+    finish_wandb(exit_code=0)
+    tags, notes = read_labels(logger, run_dir, tmp_path)
+    assert (sorted(tags), notes) == (["digits", "resnet"], "a b")

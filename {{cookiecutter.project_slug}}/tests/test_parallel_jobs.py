@@ -69,7 +69,15 @@ def test_joblib_jobs_run_at_once_each_with_its_share_dir_and_wandb_run_and_failu
         f"error: 1 of 3 jobs failed; the others are in {sweep}",
         "error: job 1 (optimizer.lr=abc): optimizer.lr='abc': must be a number > 0",
     ]
-    assert sorted(path.name for path in sweep.iterdir()) == ["0", "2", "multirun.yaml"]
+    assert sorted(path.name for path in sweep.iterdir()) == [
+        "0",
+        "2",
+        "multirun.yaml",
+        "summary.csv",
+        "summary.json",
+    ]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert [(job["job"], job["status"]) for job in summary] == [(0, "ok"), (1, "failed"), (2, "ok")]
     (first,), (second,) = read_runs(sweep / "0"), read_runs(sweep / "2")
     assert first.run_id != second.run_id and first.exit_code == second.exit_code == 0
     assert (first.config["optimizer"]["lr"], second.config["optimizer"]["lr"]) == (0.003, 0.01)

@@ -1,10 +1,13 @@
-"""The README's tables of config groups and experiments list exactly the config files there are."""
+"""The README's tables of config groups and experiments list exactly the config files there are,
+and the commands of its speed tables run configs that exist."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
+import pytest
 import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -13,15 +16,23 @@ CONFIGS = PROJECT_DIR / "configs"
 NOT_A_CHOICE = {"hydra"}
 
 
-def table_rows(header: str) -> list[list[str]]:
-    """The cells of each row of the README's table whose header line starts with `header`."""
+def tables(header: str) -> list[list[list[str]]]:
+    """The cells of each row of every README table whose header line starts with `header`."""
     lines = (PROJECT_DIR / "README.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows = []
-    for line in lines[start + 2 :]:  # after the header and its |---| line
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    found = []
+    for start in (i for i, line in enumerate(lines) if line.startswith(header)):
+        rows = []
+        for line in lines[start + 2 :]:  # after the header and its |---| line
+            if not line.startswith("|"):
+                break
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        found.append(rows)
+    return found
+
+
+def table_rows(header: str) -> list[list[str]]:
+    """The rows of the README's one table whose header line starts with `header`."""
+    (rows,) = tables(header)
     return rows
 
 
@@ -47,7 +58,11 @@ def rendered_groups() -> dict[str, set[str]]:
 
 def test_config_table_lists_every_group_and_option_there_is_and_no_other():
     documented = {group: {name for name, _ in options} for group, options in documented_groups().items()}
-    assert documented == rendered_groups()
+    rendered = rendered_groups()
+    missing = {group: sorted(names - documented.get(group, set())) for group, names in rendered.items()}
+    missing = {group: names for group, names in missing.items() if names}
+    assert not missing, f"add these options to the README's table under ## Configuration: {missing}"
+    assert documented == rendered
 
 
 def test_config_table_marks_the_defaults_of_config_yaml():
@@ -64,4 +79,31 @@ def test_config_table_marks_the_defaults_of_config_yaml():
 
 def test_experiment_table_lists_every_experiment_file_and_no_other():
     documented = {name.strip("`") for name, *_ in table_rows("| experiment |")}
-    assert documented == {path.stem for path in (CONFIGS / "experiment").glob("*.yaml")}
+    rendered = {path.stem for path in (CONFIGS / "experiment").glob("*.yaml")}
+    assert not rendered - documented, (
+        f"add a row for {sorted(rendered - documented)} to the README's table under ### Experiments"
+    )
+    assert documented == rendered
+
+
+# `python train.py ...` in the first column of the README's speed tables (`| command | ...`).
+SPEED_COMMANDS = [
+    row[0].strip("`")
+    for rows in tables("| command |")
+    for row in rows
+    if row[0].startswith("`python train.py")
+]
+
+
+def test_readme_has_a_speed_table():
+    assert SPEED_COMMANDS
+
+
+@pytest.mark.parametrize("command", SPEED_COMMANDS)
+def test_speed_table_command_runs_configs_that_exist(compose_config, command):
+    compose_config(*shlex.split(command)[2:])
+
+
+def test_benchmark_scripts_the_readme_names_exist():
+    named = set(re.findall(r"python (benchmarks/\w+\.py)", (PROJECT_DIR / "README.md").read_text()))
+    assert named and {name for name in named if not (PROJECT_DIR / name).is_file()} == set()

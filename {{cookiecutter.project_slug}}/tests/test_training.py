@@ -12,8 +12,9 @@ import pytest
 import torch
 from conftest import EXPERIMENTS, PROJECT_DIR, run_script, train_cli
 from omegaconf import OmegaConf
+from pytorch_lightning.plugins.io import AsyncCheckpointIO
 
-from {{ cookiecutter.package_name }}.checkpoints import load_checkpoint
+from {{ cookiecutter.package_name }}.checkpoints import CheckpointFiles, load_checkpoint
 from {{ cookiecutter.package_name }}.models.classifier import Classifier
 from {{ cookiecutter.package_name }}.training import build_trainer, run_training
 
@@ -36,6 +37,26 @@ def test_short_training_learns_digits_and_keeps_best_and_last(compose_config):
     assert last["epoch"] == 7
     assert best["global_step"] <= last["global_step"]
     assert (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").is_file()
+
+
+def test_default_run_logs_the_loss_every_n_steps_and_epoch_means_once(compose_config):
+    """What a default run logs and when: the batch loss every `log_every_n_steps` steps and on
+    each epoch's last step, the epoch means once per epoch; checkpoints are written in a thread."""
+    cfg = compose_config("trainer.max_epochs=2", "trainer.log_every_n_steps=5", "logger=csv")
+    trainer = build_trainer(cfg, logger=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AsyncCheckpointIO)
+    assert isinstance(trainer.strategy.checkpoint_io.checkpoint_io, CheckpointFiles)
+
+    metrics = run_training(cfg)
+    with open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv") as rows:
+        table = list(csv.DictReader(rows))
+    steps_per_epoch = metrics["global_step"] // 2
+    loss_steps = {int(row["step"]) for row in table if row.get("train/loss")}
+    every_fifth = set(range(4, 2 * steps_per_epoch, 5))
+    assert every_fifth <= loss_steps <= every_fifth | {steps_per_epoch - 1, 2 * steps_per_epoch - 1}
+    epoch_rows = [row for row in table if row.get("train/loss_epoch")]
+    assert [int(row["epoch"]) for row in epoch_rows] == [0, 1]
+    assert all(0 < float(row["train/acc_epoch"]) <= 1 for row in epoch_rows)
 
 
 def test_resume_trains_only_the_remaining_epochs(compose_config):
@@ -107,6 +128,10 @@ def test_multirun_runs_each_experiment_in_its_own_dir(tmp_path, pattern, experim
     }
     assert chosen == {f"+experiment={name}" for name in experiments}
     assert all(read_metrics(job)["test/acc"] > 0 for job in jobs)
+    # A multirun with no failure ends with its summary too, an experiment column for what it sweeps.
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [(job["experiment"], job["status"]) for job in summary] == [(name, "ok") for name in experiments]
+    assert "Multirun summary" in result.stdout
 
 
 HEAVY = {"torch", "pytorch_lightning", "wandb", "tensorboard", "mlflow"}
@@ -157,3 +182,11 @@ def test_digits_benchmark_prints_a_table_with_ratios():
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| `python train.py")]
     assert len(rows) == 2 and rows[0].endswith("| 1.00x |")
+
+
+def test_training_loop_benchmark_compares_every_case_with_the_hand_written_loop():
+    result = run_script("benchmarks/training_loop.py", "--repeats", "1", "--epochs", "2", cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "samples/s" not in line]
+    assert len(rows) == 5 and rows[0].startswith("| hand-written") and "| 1.00x |" in rows[0]
+    assert all(float(row.split("|")[2].replace(",", "")) > 0 for row in rows)

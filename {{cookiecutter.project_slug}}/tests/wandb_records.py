@@ -51,6 +51,8 @@ def _key(item: Any) -> str:
 @dataclass
 class WandbRun:
     run_id: str = ""
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -64,7 +66,7 @@ def read_run(path: Path) -> WandbRun:
         record = wandb_internal_pb2.Record.FromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run.run_id = record.run.run_id
+            run.run_id, run.tags, run.notes = record.run.run_id, list(record.run.tags), record.run.notes
         elif kind == "config":
             run.config |= {_key(item): json.loads(item.value_json) for item in record.config.update}
         elif kind == "history":

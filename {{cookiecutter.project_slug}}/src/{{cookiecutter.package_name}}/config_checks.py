@@ -116,6 +116,8 @@ PRECISION = one_of(
 # (`trainer.max_epochs` before `scheduler.T_max`). `*` stands for any one key.
 RULES: dict[str, Rule] = {
     "seed": Rule("an integer from 0 to 2**32 - 1", lambda v: is_integer(v) and 0 <= v < 2**32),
+    "tags": list_of(TEXT, "non-empty strings"),
+    "notes": NULL | TEXT,
     "ckpt_path": NULL | TEXT,
     "threads": NULL | integer(1),
     "test": BOOLEAN,
@@ -290,6 +292,14 @@ def check_logger_packages(loggers: DictConfig | None) -> None:
     """A chosen logger whose package is not installed stops here, not after the data is loaded.
     Finds the modules without importing them."""
     for name, logger in (loggers or {}).items():
+        if logger is not None and "_target_" not in logger:
+            # e.g. an experiment's `logger.wandb.tags` while another logger is chosen
+            names = ",".join(str(key) for key in loggers or {})
+            raise ConfigError(
+                f"logger.{name!s} sets {', '.join(str(key) for key in logger)} but logger={name!s} "
+                "is not chosen: put run tags and notes in the top-level `tags:` and `notes:`, which "
+                f"every logger gets, or choose it too: 'logger=[{names}]'"
+            )
         target = str(logger.get("_target_")) if logger else ""
         extra, modules = LOGGER_PACKAGES.get(target, ("", ()))
         if any(importlib.util.find_spec(module) is None for module in modules):

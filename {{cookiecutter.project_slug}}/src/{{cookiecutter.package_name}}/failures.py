@@ -12,12 +12,14 @@
   value leaves nothing behind; `ReportFailedJobs` collects a multirun's failed jobs, which end
   the multirun as its last lines, exit status 1. A job that failed its config check did nothing,
   so its dir is removed; a job that failed later keeps its dir (log, checkpoints).
+- A job that fails after its run dir exists leaves `failure.json` there (status and reason), which
+  the multirun summary and `python -m {{ cookiecutter.package_name }}.runs` read back (run_table.py).
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
+import json
 import logging
 import os
 import re
@@ -47,7 +49,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from . import addons
 from .config_checks import check_config
-from .errors import ConfigError, Interrupted, RunError
+from .errors import ConfigError, Diverged, Interrupted, RunError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,9 @@ def reported(func: Callable[[], Any]) -> Any:
             raise
         if MULTIRUN.failed:  # Hydra's sweeper re-raises the first failed job's error
             MULTIRUN.end_with_failures()
+        # Jobs in other processes (a scheduler's) leave no failures here, only the first error: the
+        # summary still lists them all, from their dirs.
+        MULTIRUN.finish()
         if isinstance(error, RunError):
             exit_with(error)
         if (line := hydra_error_line(error)) is None:
@@ -144,6 +149,8 @@ def unknown_key_line(message: str, cause: OmegaConfBaseException) -> str:
 
 
 def did_you_mean(name: str, candidates: Sequence[str], prefix: str = "") -> str:
+    import difflib  # only for errors: every command imports this module
+
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     return f" did you mean {' or '.join(prefix + match for match in close)}?" if close else ""
 
@@ -176,22 +183,56 @@ def checked_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any
     def job(cfg: DictConfig) -> Any:
         try:
             with addons.job_context():  # e.g. a scheduler's requeue on preemption
+                forget_failure()  # of an earlier attempt, if this one resumes it
                 check_config(cfg)
                 return task(cfg)
         except RunError as error:
             # An interruption ends the process (a scheduler's job too, so that its launcher records
             # no result and waits for the requeued job), except in a joblib worker: there it goes
             # back to the launcher, which ends the multirun (parallel_jobs.py).
+            record_failure(error)
             if not in_multirun() or (isinstance(error, Interrupted) and not in_joblib_worker()):
+                MULTIRUN.finish()  # the summary of an interrupted multirun in this process
                 exit_with(error)
             log.error("error: %s", error)
             raise
-        except Exception:
+        except Exception as error:
+            record_failure(error)
             if in_multirun():  # Hydra would show only the first failed job's traceback, at the end
                 log.exception("The job failed")
             raise
 
     return job
+
+
+FAILURE_FILE = "failure.json"
+
+
+def failure_status(error: BaseException) -> str:
+    if isinstance(error, Interrupted):
+        return "interrupted"
+    return "diverged" if isinstance(error, Diverged) else "failed"
+
+
+def failure_reason(error: BaseException) -> str:
+    """The error's one line; for a bug, its type and first line (the traceback is in the log)."""
+    if isinstance(error, RunError):
+        return str(error)
+    first_line = next(iter(str(error).splitlines()), "")
+    return f"{type(error).__name__}: {first_line} (traceback in the job's log)"
+
+
+def forget_failure() -> None:
+    (Path(HydraConfig.get().runtime.output_dir) / FAILURE_FILE).unlink(missing_ok=True)
+
+
+def record_failure(error: BaseException) -> None:
+    """`failure.json` in the job's run dir, if Hydra made it (a run stopped by its config check
+    before that leaves none)."""
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    if output_dir.is_dir():
+        record = {"status": failure_status(error), "reason": failure_reason(error)}
+        (output_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
 class CheckBeforeRunDir(Callback):
@@ -218,6 +259,7 @@ class FailedJob:
     number: int
     overrides: list[str]
     reason: str
+    status: str = "failed"
 
 
 @dataclass
@@ -230,6 +272,8 @@ class Multirun:
     new_dirs: list[Path] = field(default_factory=list)
     failed: list[FailedJob] = field(default_factory=list)
     ended: set[int] = field(default_factory=set)
+    # Called once as the multirun ends, however it ends (`run_table.MultirunSummary` sets it).
+    at_end: Callable[[Multirun], None] | None = None
 
     def start(self, sweep_dir: Path, shared_overrides: list[str]) -> None:
         self.sweep_dir, self.shared_overrides, self.failed, self.ended = (
@@ -258,16 +302,20 @@ class Multirun:
         error = job_return._return_value  # reading `return_value` would raise it
         overrides = list(job_return.overrides or [])
         swept = [override for override in overrides if override not in self.shared_overrides]
-        if isinstance(error, RunError):
-            reason = str(error)
-        else:  # a bug, most likely: `checked_job` logged its traceback in the job's log
-            first_line = next(iter(str(error).splitlines()), "")
-            reason = f"{type(error).__name__}: {first_line} (traceback in the job's log)"
-        self.failed.append(FailedJob(number, swept or overrides, reason))
+        self.failed.append(
+            FailedJob(number, swept or overrides, failure_reason(error), failure_status(error))
+        )
+
+    def finish(self) -> None:
+        """Run `at_end` (the summary), once."""
+        at_end, self.at_end = self.at_end, None
+        if at_end is not None and self.sweep_dir is not None:
+            at_end(self)
 
     def end_interrupted(self, signum: int, aborted: bool = False) -> NoReturn:
         """Exit with 128 + `signum` after a stop signal reached the jobs of a parallel multirun,
         the last lines listing each job that did not finish: what it saved, how to resume it."""
+        self.finish()
         name = signal.Signals(signum).name
         if aborted:
             print(
@@ -289,6 +337,8 @@ class Multirun:
     def end_with_failures(self) -> NoReturn:
         """Exit with status 1, the last lines of the output listing the failed jobs, one each."""
         self.remove_if_no_job_ran()
+        if self.jobs:
+            self.finish()
         others = f"; the others are in {self.sweep_dir}" if len(self.failed) < self.jobs else ""
         print(f"error: {len(self.failed)} of {self.jobs} jobs failed{others}", file=sys.stderr)
         for job in self.failed:
@@ -332,6 +382,7 @@ class ReportFailedJobs(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Not reached after a failed job with Hydra's basic sweeper (`reported` ends it then).
+        MULTIRUN.finish()
         if MULTIRUN.failed:
             MULTIRUN.end_with_failures()
 

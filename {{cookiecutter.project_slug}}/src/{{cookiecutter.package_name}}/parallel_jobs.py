@@ -19,7 +19,6 @@ project relies on across that boundary:
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -77,6 +76,8 @@ class JoblibLauncher(PluginLauncher):
 def forwarded_signals() -> Iterator[list[int]]:
     """While the jobs run, SIGINT and SIGTERM are passed on to the worker processes; the list
     yielded collects the signals received."""
+    import multiprocessing  # here, not at the top: Hydra imports this module to find its plugins
+
     received: list[int] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:

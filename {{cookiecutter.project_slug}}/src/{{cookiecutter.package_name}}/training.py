@@ -8,6 +8,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelSummary
+from pytorch_lightning.plugins.io import AsyncCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -25,6 +27,7 @@ from .checkpoints import CheckpointFiles, load_checkpoint
 from .errors import Diverged, Interrupted, signals_interrupt
 from .models.classifier import Classifier
 from .paths import run_dir
+from .run_table import early_stop_reason
 from .utils.callbacks import build_callbacks
 from .utils.child_ranks import ChildRanks
 from .utils.console import log_full_config, show_config, show_summary
@@ -77,8 +80,11 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     """The trainer from `cfg.trainer`; a progress bar only when stdout (where Lightning's rich bar
     draws) is a terminal, unless set; its model summary table in train.log; mixed precision when
     `speed.mixed_precision` is on and a GPU is there; checkpoints written atomically and read
-    safely (`checkpoints.CheckpointFiles`); and the plugins of addons/."""
-    kwargs.setdefault("plugins", [CheckpointFiles(), *addons.trainer_plugins()])
+    safely (`checkpoints.CheckpointFiles`) in a background thread; and the plugins of addons/."""
+    # Lightning's AsyncCheckpointIO snapshots the tensors, then writes and fsyncs in a thread
+    # while training goes on (an fsync costs more than a digits epoch); the trainer waits for
+    # the last write when fit ends, fails or is stopped by a signal.
+    kwargs.setdefault("plugins", [AsyncCheckpointIO(CheckpointFiles()), *addons.trainer_plugins()])
     callbacks = kwargs.get("callbacks", [])
     if cfg.trainer.get("enable_model_summary", True) and not any(
         isinstance(c, ModelSummary) for c in callbacks
@@ -133,14 +139,30 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         return train_and_test(cfg)
 
 
-def train_and_test(cfg: DictConfig) -> dict[str, float]:
+@dataclass
+class Job:
+    """What a training run builds before it fits: `build_job` is the one place that builds it
+    (`benchmarks/training_loop.py` times these same objects)."""
+
+    out_dir: Path
+    datamodule: pl.LightningDataModule
+    model: Classifier
+    trainer: pl.Trainer
+    stop_on_signal: StopOnSignal
+    child_ranks: ChildRanks
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.out_dir / "checkpoints" / "last.ckpt"
+
+
+def build_job(cfg: DictConfig) -> Job:
     out_dir, datamodule = start_job(cfg)
     model = build_classifier(cfg)
     info = run_info(model)
     rank_zero_only(show_config)(cfg, out_dir, info["num_params"]["total"])
     loggers = build_loggers(cfg, info, resume_from=cfg.get("ckpt_path"))
-    last_checkpoint = out_dir / "checkpoints" / "last.ckpt"
-    stop_on_signal, child_ranks = StopOnSignal(last_checkpoint), ChildRanks()
+    stop_on_signal, child_ranks = StopOnSignal(out_dir / "checkpoints" / "last.ckpt"), ChildRanks()
     callbacks = [
         *build_callbacks(cfg),
         WandbRunIdInCheckpoint(),
@@ -151,8 +173,14 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         *addons.training_callbacks(cfg),  # e.g. reports to a search's trial
     ]
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
-
     apply_speedups(model, cfg.get("speed"))
+    return Job(out_dir, datamodule, model, trainer, stop_on_signal, child_ranks)
+
+
+def train_and_test(cfg: DictConfig) -> dict[str, float]:
+    job = build_job(cfg)
+    out_dir, datamodule, model, trainer = job.out_dir, job.datamodule, job.model, job.trainer
+    stop_on_signal, child_ranks, last_checkpoint = job.stop_on_signal, job.child_ranks, job.last_checkpoint
     with (
         wandb_run_finished(),
         failures_explained(stop_on_signal, last_checkpoint),
@@ -175,12 +203,12 @@ def train_and_test(cfg: DictConfig) -> dict[str, float]:
         sync_command = wandb_sync_command(trainer)  # while the run is open
     if trainer.is_global_zero:
         write_metrics(out_dir, metrics)
-        show_summary(run_summary(metrics, out_dir, best, sync_command))
+        show_summary(run_summary(metrics, out_dir, best, sync_command, cfg.monitor.metric))
     return metrics
 
 
 def run_summary(
-    metrics: dict[str, float], out_dir: Path, best: str, sync_command: str | None
+    metrics: dict[str, float], out_dir: Path, best: str, sync_command: str | None, monitor: str
 ) -> dict[str, str]:
     """What a run ends with: its scores, where it is, how to go on with it."""
     scores = {
@@ -188,6 +216,7 @@ def run_summary(
     }
     return {
         "Done": "  ".join(f"{name}={value:.4f}" for name, value in scores.items()),
+        **({"Stopped early": reason} if (reason := early_stop_reason(metrics, monitor)) else {}),
         "Run dir": f"{out_dir}  (metrics.json, train.log, .hydra/config.yaml)",
         "Best checkpoint": best or "none saved",
         "Resume": f"python train.py resume={out_dir}",

@@ -1,1 +1,2 @@
-"""Networks (`mlp`, `alexnet`) and the LightningModule that trains any of them (`classifier`)."""
+"""Networks, one module each (configs/model/ names them by `_target_`), and the LightningModule
+that trains any of them (`classifier`)."""

@@ -28,7 +28,8 @@ STAGES = ("train", "val", "test")
 
 
 class Classifier(pl.LightningModule):
-    val_metrics: MetricCollection  # set in __init__ with setattr, one collection per stage
+    train_metrics: MetricCollection  # set in __init__ with setattr, one collection per stage
+    val_metrics: MetricCollection
 
     def __init__(
         self,
@@ -80,7 +81,7 @@ class Classifier(pl.LightningModule):
         model = load_classifier(checkpoint_path)
         return model.to(map_location) if map_location is not None else model
 
-    def _step(self, stage: str, batch: Batch) -> tuple[Tensor | None, Tensor]:
+    def _step(self, stage: str, batch: Batch, last_batch: bool = False) -> tuple[Tensor | None, Tensor]:
         """Update and log the stage's metrics; return the loss and the logits."""
         inputs, targets = batch
         logits = self(inputs)
@@ -89,11 +90,22 @@ class Classifier(pl.LightningModule):
             self._on_nonfinite_loss(loss)
             return None, logits
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        if stage == "train":
+            # Each self.log costs about as much as this MLP's whole step (Lightning moves its
+            # result object, a Metric, to the device every call), and calling a Metric also
+            # computes the batch's value: so per step the metrics only update, and the batch
+            # loss is logged on the steps the loggers write (every trainer.log_every_n_steps) and
+            # on an epoch's last. The epoch values are computed once, in on_train_epoch_end.
+            metrics["acc"].update(logits, targets)
+            metrics["loss"].update(loss.detach(), weight=len(targets))
+            every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]  # set at init, undeclared
+            if (self.global_step + 1) % every == 0 or last_batch:
+                self.log("train/loss", loss.detach(), on_step=True, on_epoch=False)
+            return loss, logits
         metrics["acc"](logits, targets)
         metrics["loss"](loss, weight=len(targets))
-        on_step = stage == "train"
         for name, metric in metrics.items():
-            self.log(f"{stage}/{name}", metric, on_step=on_step, on_epoch=True, prog_bar=name == "acc")
+            self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=name == "acc")
         return loss, logits
 
     def _on_nonfinite_loss(self, loss: Tensor) -> None:
@@ -114,6 +126,11 @@ class Classifier(pl.LightningModule):
         self.skipped_this_epoch = 0
 
     def on_train_epoch_end(self) -> None:
+        # Synchronised across DDP ranks by torchmetrics; named as Lightning names epoch values.
+        if self.train_metrics["acc"].update_called:
+            for name, metric in self.train_metrics.items():
+                self.log(f"train/{name}_epoch", metric.compute(), prog_bar=name == "acc")
+        self.train_metrics.reset()
         if self.skipped_this_epoch and self.skipped_this_epoch >= self.trainer.num_training_batches:
             raise Diverged(
                 f"every training batch of epoch {self.current_epoch} had a non-finite loss "
@@ -121,11 +138,12 @@ class Classifier(pl.LightningModule):
             )
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        last_batch = batch_idx + 1 == self.trainer.num_training_batches
         if self.nonfinite_loss != "skip":
-            return self._step("train", batch)[0]
+            return self._step("train", batch, last_batch)[0]
         # The forward pass of a skipped batch must not leave NaN in BatchNorm's running stats.
         buffers = {name: b.clone() for name, b in self.net.named_buffers() if b.is_floating_point()}
-        loss = self._step("train", batch)[0]
+        loss = self._step("train", batch, last_batch)[0]
         if loss is None:
             self.net.load_state_dict(buffers, strict=False)
         return loss

@@ -132,3 +132,21 @@ def show(lines: list[str], rich_view: Callable[[], RenderableType]) -> None:
         return
     Console(highlight=False).print(rich_view())
     file_log.info("\n".join(lines))
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table on stdout (not the log: a multirun's last job log, say): `rich` on a terminal wide
+    enough for it, aligned plain columns otherwise (which `less -S` scrolls sideways)."""
+    widths = [max(map(len, column)) for column in zip(columns, *rows, strict=True)]
+    console = Console(highlight=False)
+    if sys.stdout.isatty() and sum(widths) + 3 * len(widths) + 1 <= console.width:
+        table = Table(title=title, title_justify="left", highlight=False)
+        for column in columns:
+            table.add_column(escape(column), overflow="fold")
+        for row in rows:
+            table.add_row(*map(escape, row))
+        console.print(table)
+        return
+    print(title)
+    for row in [columns, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -2,6 +2,8 @@
 
 Every logger (wandb, tensorboard, mlflow, csv) gets the resolved config as plain containers,
 never a DictConfig (`log_config`), and the run's figures (`log_figure`), each its own way.
+The run's top-level `tags` and `notes` go to each logger in its own form (`run_labels`): W&B
+tags and notes, MLflow tags and note; TensorBoard and CSV have them in the logged config.
 With no W&B login and no WANDB_MODE set, W&B runs fall back to offline mode (files in the run
 dir, `wandb sync` uploads them later) instead of prompting or failing. A run resumed from a
 checkpoint continues the W&B run that wrote it. A logger's package is imported only when that
@@ -24,7 +26,7 @@ from urllib.parse import urlparse
 
 import pytorch_lightning as pl
 import yaml
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
@@ -81,8 +83,10 @@ def build_loggers(
         no_login = use_offline_wandb_without_login()
         if run_id := wandb_run_id(resume_from):
             extra_kwargs["wandb"] = {"id": run_id, "resume": "allow"}
-    for logger_cfg in logger_cfgs.values():
+    for name, logger_cfg in logger_cfgs.items():
         make_sqlite_dir(logger_cfg.get("tracking_uri"))
+        labels = run_labels(logger_cfg, list(cfg.get("tags") or []), cfg.get("notes"))
+        extra_kwargs[name] = extra_kwargs.get(name, {}) | labels
     loggers: list[Logger] = [
         instantiate(logger_cfg, **extra_kwargs.get(name, {})) for name, logger_cfg in logger_cfgs.items()
     ]
@@ -97,6 +101,21 @@ def build_loggers(
         log_config(logger, config)
     log_wandb_status(loggers, no_login)
     return loggers
+
+
+def run_labels(logger_cfg: DictConfig, tags: list[str], notes: str | None) -> dict[str, Any]:
+    """The run's `tags` and `notes` as constructor arguments of this logger, added to the ones
+    its own config sets. TensorBoard and CSV take none: they log the config, which holds both."""
+    logger_class = get_class(logger_cfg._target_)
+    if issubclass(logger_class, WandbLogger):
+        own_tags = list(logger_cfg.get("tags") or [])
+        return {"tags": list(dict.fromkeys(own_tags + tags))} | ({"notes": notes} if notes else {})
+    if issubclass(logger_class, MLFlowLogger):
+        # MLflow tags are key/value pairs: a run tag is a key with an empty value; the UI shows
+        # `mlflow.note.content` as the run's description.
+        note = {"mlflow.note.content": notes} if notes else {}
+        return {"tags": dict(logger_cfg.get("tags") or {}) | dict.fromkeys(tags, "") | note}
+    return {}
 
 
 def make_sqlite_dir(tracking_uri: str | None) -> None:
