@@ -73,17 +73,23 @@ def offline(python: Path) -> dict[str, str]:
 
 
 def run_guarded(command: list[str], cwd: Path, env: dict[str, str], seconds: float) -> tuple[int, str]:
-    """Run `command` in a session of its own; past `seconds`, kill the session (the xdist workers
+    """Run `command` in a session of its own; past `seconds`, stop the session (the xdist workers
     and trainings it started too, not just pytest) and fail. Returns exit status and output."""
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         output, _ = process.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
+        # Ctrl-C first: pytest then tears its fixtures down (the SLURM cluster cancels its jobs,
+        # which run outside this session); a kill only if that hangs too.
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            output, _ = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
         pytest.fail(f"still running after {seconds:.0f} s:\n{output[-5000:]}")
     return process.returncode, output
 
