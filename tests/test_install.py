@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from zipfile import ZipFile
 
 import pytest
 from combinations import COMBINATIONS
-from conftest import ANSWER_SETS, TEMPLATE_DIR, run_cookiecutter
+from conftest import ANSWER_SETS, TEMPLATE_DIR, run_cookiecutter, venv_on_this_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from test_free_text import HARD_ANSWERS
@@ -117,9 +116,8 @@ def render_and_install(root: Path, answers: dict[str, object]) -> Installed:
     pip("wheel", *force, "--no-build-isolation", "--no-deps", "--wheel-dir", str(root / "dist"), str(project))
     (wheel,) = (root / "dist").glob("*.whl")
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    venv_on_this_environment(venv)
     installed = Installed(project, venv)
-    (installed.site / "shared_environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     pip("--python", installed.python, "install", *force, "--no-deps", str(wheel))
     return installed
 

@@ -22,6 +22,7 @@ import pytest
 import torch
 from conftest import PROJECT_DIR, options, run_script, train_cli
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from PIL import Image
 
 from {{ cookiecutter.package_name }}.checkpoints import (
@@ -250,17 +251,36 @@ def test_load_errors_are_one_line_that_names_the_file(run, tmp_path, content, me
     assert str(raised.value).startswith(f"{path} {message}") and "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("scheduler", options("scheduler"))
-@pytest.mark.parametrize("optimizer", options("optimizer"))
-def test_everything_the_project_writes_in_a_checkpoint_is_plain_data(tmp_path, optimizer, scheduler):
-    # The W&B logger (offline) is on: it stores its run id in every checkpoint.
-    run = train_cli(
-        tmp_path / "run",
-        f"optimizer={optimizer}",
-        f"scheduler={scheduler}",
+@pytest.fixture(scope="module")
+def every_optimizer_and_scheduler(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    """One-epoch runs of every optimizer with every scheduler, as one multirun (one interpreter
+    for all), by (optimizer, scheduler). The W&B logger (offline) is on: it stores its run id
+    in every checkpoint."""
+    sweep_dir = tmp_path_factory.mktemp("optimizers")
+    result = run_script(
+        "train.py",
+        "-m",
+        f"optimizer={','.join(options('optimizer'))}",
+        f"scheduler={','.join(options('scheduler'))}",
         "trainer.max_epochs=1",
         "logger=wandb",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=PROJECT_DIR,
     )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = {}
+    for job in sweep_dir.glob("[0-9]*"):
+        choices = OmegaConf.load(job / ".hydra" / "hydra.yaml").hydra.runtime.choices
+        runs[choices.optimizer, choices.scheduler] = job
+    return runs
+
+
+@pytest.mark.parametrize("scheduler", options("scheduler"))
+@pytest.mark.parametrize("optimizer", options("optimizer"))
+def test_everything_the_project_writes_in_a_checkpoint_is_plain_data(
+    every_optimizer_and_scheduler, optimizer, scheduler
+):
+    run = every_optimizer_and_scheduler[optimizer, scheduler]
     for name in ("best.ckpt", "last.ckpt"):
         path = run / "checkpoints" / name
         assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []

@@ -169,7 +169,11 @@ def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trial
     # Two runners, as on two machines, continue the same study together.
     command = [sys.executable, *args, "--workers", "1"]
     runners = [subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, text=True)]
-    time.sleep(1)  # the first one opens the storage first
+    deadline = time.monotonic() + 600
+    while not any(trial.state == States.RUNNING for trial in load_study(tmp_path).get_trials()):
+        # The first one opens the storage and takes a trial first.
+        assert runners[0].poll() is None and time.monotonic() < deadline, "the first runner took no trial"
+        time.sleep(0.1)
     runners.append(subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, text=True))
     outputs = [process.communicate(timeout=600)[0] for process in runners]
     assert [process.returncode for process in runners] == [0, 0], outputs

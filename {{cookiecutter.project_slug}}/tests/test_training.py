@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -95,6 +96,9 @@ def test_train_then_eval_from_the_command_line(tmp_path):
     out = train_cli(tmp_path / "train", "trainer.max_epochs=3", "logger=csv")
     trained = read_metrics(out)
     assert (out / ".hydra" / "overrides.yaml").is_file() and (out / "train.log").is_file()
+    # Tests run side by side on few cores: the trainings they start keep conftest's thread count.
+    threads = os.environ["OMP_NUM_THREADS"]
+    assert f"Threads: {threads} (OMP_NUM_THREADS={threads})" in (out / "train.log").read_text()
 
     evaluated_dir = tmp_path / "eval"
     ckpt = out / "checkpoints" / "best.ckpt"
