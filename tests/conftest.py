@@ -70,6 +70,16 @@ def run_cookiecutter(
     )
 
 
+def pip(*args: str) -> None:
+    """`pip <args>` with the running interpreter's pip, quietly; fails the test on an error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def venv_on_this_environment(venv: Path) -> Path:
     """A venv for one rendered package (its python returned): empty but for a .pth file naming
     this environment's site-packages, so torch, Lightning and the rest are found without being

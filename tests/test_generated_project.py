@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_DIR, venv_on_this_environment
+from conftest import TEMPLATE_DIR, pip, venv_on_this_environment
 from packaging.requirements import Requirement
 from user_extensions import DISCOVERED_TEST_IDS, add_user_extensions
 
@@ -54,15 +54,6 @@ def project(tmp_path_factory) -> tuple[Path, Path]:
     python = venv_on_this_environment(root / "venv")
     pip("--python", str(python), "install", "--no-build-isolation", "--no-deps", "-e", str(path))
     return path, python
-
-
-def pip(*args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def offline(python: Path) -> dict[str, str]:

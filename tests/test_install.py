@@ -28,7 +28,7 @@ from zipfile import ZipFile
 
 import pytest
 from combinations import COMBINATIONS
-from conftest import ANSWER_SETS, TEMPLATE_DIR, run_cookiecutter, venv_on_this_environment
+from conftest import ANSWER_SETS, TEMPLATE_DIR, pip, run_cookiecutter, venv_on_this_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from test_free_text import HARD_ANSWERS
@@ -91,15 +91,6 @@ class Installed:
         return subprocess.run(
             command, cwd=cwd, env=self.env(), capture_output=True, text=True, timeout=timeout
         )
-
-
-def pip(*args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def render_and_install(root: Path, answers: dict[str, object]) -> Installed:

@@ -89,5 +89,21 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
+def time_table(
+    times: Mapping[str, Sequence[float]],
+    baseline: str,
+    ratio_header: str,
+    label: Callable[[str], str] = str,
+    decimals: int = 3,
+) -> str:
+    """A table of median seconds per case and its ratio to the `baseline` case's median."""
+    floor = median(times[baseline])
+    rows = [
+        (label(name), f"{median(seconds):.{decimals}f} s", f"{median(seconds) / floor:.2f}x")
+        for name, seconds in times.items()
+    ]
+    return markdown_table(["command", "median time", ratio_header], rows)
+
+
 def footer(repeats: int, what: str = "runs") -> str:
     return f"Medians of {repeats} {what} each, interleaved. {machine()}."

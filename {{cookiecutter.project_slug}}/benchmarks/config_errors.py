@@ -16,7 +16,7 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from common import command_seconds, footer, interleaved, markdown_table, median
+from common import command_seconds, footer, interleaved, time_table
 
 COMMANDS = {
     "--cfg job": ["--cfg", "job"],
@@ -43,12 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, command in COMMANDS.items()
         }
         times = interleaved(cases, args.repeats)
-    baseline = median(times["--cfg job"])
-    rows = [
-        (f"`python train.py {name}`", f"{median(seconds):.2f} s", f"{median(seconds) / baseline:.2f}x")
-        for name, seconds in times.items()
-    ]
-    print(markdown_table(["command", "median time", "vs `--cfg job`"], rows))
+    table = time_table(
+        times, "--cfg job", "vs `--cfg job`", label=lambda name: f"`python train.py {name}`", decimals=2
+    )
+    print(table)
     print(f"\n{footer(args.repeats)}")
     return 0
 

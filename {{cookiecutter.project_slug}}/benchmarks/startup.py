@@ -18,7 +18,7 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from common import command_seconds, footer, interleaved, markdown_table, median
+from common import command_seconds, footer, interleaved, time_table
 
 MINIMAL_APP = """\
 import hydra
@@ -66,12 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, (command, env) in commands(Path(scratch) / "app.py").items()
         }
         times = interleaved(cases, args.repeats)
-    floor = median(next(iter(times.values())))
-    rows = [
-        (name, f"{median(seconds):.3f} s", f"{median(seconds) / floor:.2f}x")
-        for name, seconds in times.items()
-    ]
-    print(markdown_table(["command", "median time", "vs floor"], rows))
+    print(time_table(times, baseline=next(iter(times)), ratio_header="vs floor"))
     print(f"\n{footer(args.repeats)}")
     return 0
 
