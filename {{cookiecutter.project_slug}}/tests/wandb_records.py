@@ -66,7 +66,10 @@ def read_run(path: Path) -> WandbRun:
         record = wandb_internal_pb2.Record.FromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run.run_id, run.tags, run.notes = record.run.run_id, list(record.run.tags), record.run.notes
+            # A later run record may be a partial update: keep what an earlier one set.
+            run.run_id = record.run.run_id or run.run_id
+            run.tags = list(record.run.tags) or run.tags
+            run.notes = record.run.notes or run.notes
         elif kind == "config":
             run.config |= {_key(item): json.loads(item.value_json) for item in record.config.update}
         elif kind == "history":
