@@ -97,8 +97,10 @@ def test_dev_requirements_cover_the_generated_dependencies(project):
 
 def test_generated_test_suite_finds_the_user_extensions(project):
     path, python = project
+    test_files = sorted({test_id.split("::")[0] for test_id in DISCOVERED_TEST_IDS})
     result = subprocess.run(
-        [str(python), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        # Only the files that should find them: collecting is an interpreter with torch either way.
+        [str(python), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *test_files],
         cwd=path,
         env=offline(python),
         capture_output=True,

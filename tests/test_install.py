@@ -48,13 +48,13 @@ FIRST_TIME_STEPS = {"git_init"}
 # Two cores: more parallel renders or suites only queue for them.
 WORKERS = 2
 # The quick tier of a generated suite: every config composes (what the options prune), the
-# README's tables match the configs, a short training and the CLI, and the chosen logger's own
-# tests where the render has them. The multi-process files are marked slow there.
+# README's tables match the configs, a short training with the chosen logger and the CLI, and
+# W&B's own tests where it is the default (every render has the same four logger configs, whose
+# tests the default rendering's full suite runs). The multi-process files are marked slow there.
 QUICK_TIER = (
     "tests/test_configs.py",
     "tests/test_readme.py",
     "tests/test_training.py",
-    "tests/test_loggers.py",
 )
 LOGGER_TESTS = {"wandb": "tests/test_wandb.py"}
 # Left out: trainings in fresh interpreters (about a minute each on a busy 2-core machine), and
