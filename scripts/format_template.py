@@ -2,7 +2,9 @@
 
 Renders the template with its defaults, runs `ruff check --fix` and `ruff format` on the
 result, and writes each formatted .py file back to its template source with the default
-package name and slug turned back into their Jinja placeholders. Run by `make format`.
+package name and slug turned back into their Jinja placeholders. A source with any other Jinja
+(a line that depends on an answer) cannot be written back that way: it is named, not touched.
+Run by `make format`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ PLACEHOLDERS = {
 }
 
 
+def has_other_jinja(source: str) -> bool:
+    """Whether `source` has Jinja other than the name placeholders, which writing back its
+    formatted rendering would lose."""
+    for placeholder in PLACEHOLDERS.values():
+        source = source.replace(placeholder, "")
+    return "{" + "{" in source or "{" + "%" in source
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as out:
         project = Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, output_dir=out))
@@ -35,7 +45,11 @@ def main() -> int:
             for rendered, placeholder in PLACEHOLDERS.items():
                 text = text.replace(rendered, placeholder)
             source = SOURCE_DIR / relative
-            if source.read_text() != text:
+            original = source.read_text()
+            if has_other_jinja(original):
+                print(f"left as it is (Jinja beyond the names): {source.relative_to(TEMPLATE_DIR)}")
+                continue
+            if original != text:
                 source.write_text(text)
                 print(f"formatted {source.relative_to(TEMPLATE_DIR)}")
     return 0
