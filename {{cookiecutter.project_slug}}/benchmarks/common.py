@@ -7,6 +7,7 @@ has a baseline row and a ratio column, and ends with the machine it was measured
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -19,6 +20,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def benchmark_parser(description: str | None, repeats: int) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as `--help`, and `--repeats` of each case."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=repeats)
+    return parser
 
 
 def cores() -> int:

@@ -10,13 +10,12 @@ any heavy import, so the ratio stays close to 1.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from functools import partial
 from pathlib import Path
 
-from common import command_seconds, footer, interleaved, time_table
+from common import benchmark_parser, command_seconds, footer, interleaved, time_table
 
 COMMANDS = {
     "--cfg job": ["--cfg", "job"],
@@ -32,10 +31,7 @@ def seconds_of(args: list[str], run_dir: Path, expected_status: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=7)
+    parser = benchmark_parser(__doc__, repeats=7)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         cases = {

@@ -10,7 +10,6 @@ same session (absolute times drift with the machine, ratios much less), and test
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from common import command_seconds, footer, interleaved, markdown_table, median
+from common import benchmark_parser, command_seconds, footer, interleaved, markdown_table, median
 
 CONFIGURATIONS = {
     "default (mlp)": [],
@@ -31,10 +30,7 @@ CONFIGURATIONS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = benchmark_parser(__doc__, repeats=3)
     parser.add_argument("--only", nargs="*", help="configuration names to run (default: all)")
     parser.add_argument("overrides", nargs="*", help="added to every run, e.g. trainer.max_epochs=1")
     args = parser.parse_intermixed_args(argv)

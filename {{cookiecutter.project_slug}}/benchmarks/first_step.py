@@ -12,7 +12,6 @@ the command to each phase, and its ratio to the import floor.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from common import command_seconds, footer, interleaved, markdown_table, median
+from common import benchmark_parser, command_seconds, footer, interleaved, markdown_table, median
 
 FLOOR = "import torch, pytorch_lightning"
 PROBE_DIR = Path(__file__).resolve().parent
@@ -33,10 +32,7 @@ ENV = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = benchmark_parser(__doc__, repeats=5)
     parser.add_argument("overrides", nargs="*", help="added to the run, e.g. logger=csv")
     args = parser.parse_intermixed_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="first-step-benchmark-"))

@@ -12,7 +12,6 @@ the project's auto share (`threads: null`) replaces.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -22,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from common import command_seconds, cores, footer, interleaved, markdown_table, median
+from common import benchmark_parser, command_seconds, cores, footer, interleaved, markdown_table, median
 
 CORES = cores()
 JOBLIB = "hydra/launcher=joblib"
@@ -48,10 +47,7 @@ def threads_per_job(overrides: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = benchmark_parser(__doc__, repeats=3)
     parser.add_argument("--seeds", type=int, default=4, help="jobs in the sweep (seed=1,...,N)")
     parser.add_argument("--only", nargs="*", help="configuration names to run (default: all)")
     parser.add_argument("overrides", nargs="*", help="added to every job, e.g. trainer.max_epochs=1")

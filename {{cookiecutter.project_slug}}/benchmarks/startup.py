@@ -12,13 +12,12 @@ Hydra itself takes for `--cfg job` and `--help`, below which this project cannot
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from functools import partial
 from pathlib import Path
 
-from common import command_seconds, footer, interleaved, time_table
+from common import benchmark_parser, command_seconds, footer, interleaved, time_table
 
 MINIMAL_APP = """\
 import hydra
@@ -53,10 +52,7 @@ def commands(minimal_app: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=7)
+    parser = benchmark_parser(__doc__, repeats=7)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         (Path(scratch) / "config.yaml").write_text("key: 1\n")

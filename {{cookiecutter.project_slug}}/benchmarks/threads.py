@@ -14,7 +14,6 @@ is only idle if nothing else runs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -26,7 +25,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-from common import PROJECT_DIR, command_seconds, cores, footer, interleaved, markdown_table, median
+from common import (
+    PROJECT_DIR,
+    benchmark_parser,
+    command_seconds,
+    cores,
+    footer,
+    interleaved,
+    markdown_table,
+    median,
+)
 
 WANDB_OFF = {"WANDB_MODE": "disabled"}
 # OMP_NUM_THREADS would win over the auto rule in every run started here.
@@ -83,10 +91,7 @@ def auto_choice(run_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = benchmark_parser(__doc__, repeats=3)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--others", type=int, default=2, help="background trainings in the busy phase")
     parser.add_argument("overrides", nargs="*", help="added to every measured run, e.g. model=resnet")

@@ -29,7 +29,6 @@ loops rather than thread scheduling.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -40,7 +39,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
@@ -48,11 +46,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PROJECT_DIR, footer, interleaved, markdown_table, median
+from common import PROJECT_DIR, benchmark_parser, footer, interleaved, markdown_table, median
 
 from {{ cookiecutter.package_name }}.data.digits import DigitsDataModule
 from {{ cookiecutter.package_name }}.data.in_memory import InMemoryDataModule, TensorBatches
-from {{ cookiecutter.package_name }}.paths import config_dir
+from {{ cookiecutter.package_name }}.paths import composed_config
 from {{ cookiecutter.package_name }}.training import build_classifier, build_job
 from {{ cookiecutter.package_name }}.utils.loggers import wandb_run_finished
 
@@ -86,8 +84,7 @@ class SyntheticImages(InMemoryDataModule):
 
 def job_config(overrides: list[str], run_dir: str) -> DictConfig:
     """The job config `python train.py <overrides>` would run, with its run dir at `run_dir`."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.root_dir={run_dir}", *overrides], return_hydra_config=True)
+    cfg = composed_config([f"paths.root_dir={run_dir}", *overrides], return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = run_dir
         HydraConfig.instance().set_config(cfg)
@@ -360,10 +357,7 @@ def gpu_benchmark(common: list[str], repeats: int, images: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = benchmark_parser(__doc__, repeats=5)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run; the first is not counted")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads in every case")
     parser.add_argument("--images", type=int, default=5000, help="synthetic images for --resnet and --gpu")

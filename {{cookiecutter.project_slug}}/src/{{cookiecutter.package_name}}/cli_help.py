@@ -23,9 +23,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict
 
-from .paths import config_dir
+from .paths import composed_config, config_dir
 
 INTERNAL_GROUPS = ("hydra", "dataset_model")
 # A completion word that names an internal group other than `hydra` (whose keys stay offered:
@@ -64,7 +64,7 @@ def show_help_if_asked(config_name: str, additions: Sequence[str] = ()) -> None:
 def help_text(config_name: str, overrides: Sequence[str], additions: Sequence[str] = ()) -> str:
     """The help of the command whose config is `config_name` and that accepts `+group=option` for
     the groups in `additions` (groups its config's defaults list does not name)."""
-    cfg = composed(config_name, overrides)
+    cfg = composed_config(overrides, config_name, return_hydra_config=True)  # hydra: the choices
     choices = dict(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -94,14 +94,6 @@ def help_text(config_name: str, overrides: Sequence[str], additions: Sequence[st
             "Powered by Hydra (https://hydra.cc)",
         ]
     )
-
-
-def composed(config_name: str, overrides: Sequence[str]) -> DictConfig:
-    """The config as `--cfg job` composes it, with Hydra's node (for the groups' choices)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name, overrides=list(overrides), return_hydra_config=True)
 
 
 def group_options(configs: Path) -> dict[str, list[str]]:

@@ -50,6 +50,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from . import addons
 from .config_checks import check_config
 from .errors import ConfigError, Diverged, Interrupted, RunError
+from .paths import run_dir
 
 log = logging.getLogger(__name__)
 
@@ -223,13 +224,13 @@ def failure_reason(error: BaseException) -> str:
 
 
 def forget_failure() -> None:
-    (Path(HydraConfig.get().runtime.output_dir) / FAILURE_FILE).unlink(missing_ok=True)
+    (run_dir() / FAILURE_FILE).unlink(missing_ok=True)
 
 
 def record_failure(error: BaseException) -> None:
     """`failure.json` in the job's run dir, if Hydra made it (a run stopped by its config check
     before that leaves none)."""
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    output_dir = run_dir()
     if output_dir.is_dir():
         record = {"status": failure_status(error), "reason": failure_reason(error)}
         (output_dir / FAILURE_FILE).write_text(json.dumps(record, indent=2) + "\n")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -11,6 +16,17 @@ def config_dir() -> str:
     """The configs inside an installed wheel, else the `configs/` folder of the checkout."""
     packaged = _PACKAGE_DIR / "configs"
     return str(packaged if packaged.is_dir() else _PACKAGE_DIR.parents[1] / "configs")
+
+
+def composed_config(
+    overrides: Sequence[str] = (), config_name: str = "config", return_hydra_config: bool = False
+) -> DictConfig:
+    """The config `python train.py <overrides>` composes (eval.py's with `config_name="eval"`),
+    outside a run: for help, listings, searches and benchmarks."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 def run_dir() -> Path:

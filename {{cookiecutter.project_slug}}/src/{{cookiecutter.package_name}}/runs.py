@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ConfigError, UsageError
 from .failures import did_you_mean, exit_with
-from .paths import config_dir
+from .paths import composed_config, config_dir
 from .run_table import Run, cell, read_run, run_dirs
 from .utils.console import print_table
 
@@ -46,10 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def default_log_dir() -> Path:
     """`paths.log_dir` as train.py would resolve it here ($PROJECT_ROOT or the current dir)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return Path(str(compose("config").paths.log_dir))
+    return Path(str(composed_config().paths.log_dir))
 
 
 def group_names() -> set[str]:

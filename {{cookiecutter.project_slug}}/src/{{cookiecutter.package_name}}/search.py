@@ -46,7 +46,7 @@ import yaml
 
 from .agent_args import hydra_overrides, is_group
 from .errors import Interrupted, UsageError
-from .paths import config_dir
+from .paths import composed_config, config_dir
 from .trials import (
     FINISHED,
     SignalForwarder,
@@ -252,10 +252,7 @@ def check_parameters(spec: SearchSpec, overrides: list[str]) -> None:
 
 def objective(overrides: list[str]) -> tuple[str, str]:
     """`monitor.metric` and Optuna's direction for it, from the config every trial composes."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        monitor = compose("config", overrides=hydra_overrides(overrides)).monitor
+    monitor = composed_config(hydra_overrides(overrides)).monitor
     return str(monitor.metric), "maximize" if monitor.mode == "max" else "minimize"
 
 

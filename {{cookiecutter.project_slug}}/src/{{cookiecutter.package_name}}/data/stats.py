@@ -14,14 +14,12 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ..config_checks import check_config
-from ..errors import ConfigError, RunError
-from ..failures import exit_with, hydra_error_line
-from ..paths import config_dir
+from ..failures import reported
+from ..paths import composed_config
 
 if TYPE_CHECKING:
     import torch
@@ -53,8 +51,7 @@ def training_images(cfg: DictConfig) -> Iterator[torch.Tensor]:
 
 def stats_lines(overrides: list[str]) -> list[str]:
     """`mean: [...]` and `std: [...]` (4 decimals) of the dataset the overrides choose."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = composed_config(overrides)
     check_config(cfg)
     mean, std = channel_stats(training_images(cfg))
     return [f"mean: {rounded(mean)}", f"std: {rounded(std)}"]
@@ -69,14 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if {"-h", "--help"} & set(args):
         print(__doc__)
         return 0
-    try:
-        print("\n".join(stats_lines(args)))
-    except RunError as error:
-        exit_with(error)
-    except Exception as error:
-        if (line := hydra_error_line(error)) is None:
-            raise
-        exit_with(ConfigError(line))
+    print("\n".join(reported(lambda: stats_lines(args))))  # a config mistake: one error line
     return 0
 
 
