@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+# A run's final numbers, in its run dir (utils.metrics writes it; sweep and search runners,
+# which never import torch, read it back).
+METRICS_FILE = "metrics.json"
 
 
 def config_dir() -> str:

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from .agent_args import is_group
 from .errors import Interrupted, UsageError, handling
-from .paths import config_dir
+from .paths import METRICS_FILE, config_dir
 from .run_dirs import last_checkpoint
 
 LOCK_FILE = "runner.lock"
@@ -93,8 +93,6 @@ def run_trial(
     """Run one trial into `trial_dir` (its output appended to `<trial_dir>.log`); return its
     state, metrics and duration. The trial gets its own session, so a Ctrl-C in the terminal
     reaches it once, through the forwarder. `env` is added to this process's environment."""
-    from .utils.metrics import METRICS_FILE  # imports torch: not for the runners' --help
-
     env = {**os.environ, **(env or {}), "TRAIN_RUN_DIR": str(trial_dir)}
     env.setdefault("WANDB_MODE", "offline")
     started, started_at = time.monotonic(), time.time()

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-METRICS_FILE = "metrics.json"
+from ..paths import METRICS_FILE
 
 
 def scalar_metrics(metrics: Mapping[str, Tensor | float]) -> dict[str, float]:
