@@ -213,10 +213,27 @@ def test_rerun_repeats_the_overrides_in_a_new_run_dir(finished_run):
     ]
 
 
-def test_run_dir_overrides_naming_code_are_refused(finished_run):
-    (finished_run / ".hydra" / "overrides.yaml").write_text('["+callbacks.x._target_=os.system"]')
-    with pytest.raises(ConfigError, match="refusing to instantiate code named by a run dir"):
+# What a stranger's run dir could smuggle in: code to instantiate, a config search path of its
+# own (whose configs could name code), or a variable for every process the run starts.
+UNSAFE_OVERRIDES = {
+    "target": ("+callbacks.x._target_=os.system", "refusing to instantiate code named by a run dir"),
+    "searchpath": ("hydra.searchpath=[file:///tmp/theirs]", "refusing Hydra settings from a run dir"),
+    "env": ("+hydra.job.env_set.LD_PRELOAD=/tmp/theirs.so", "refusing Hydra settings from a run dir"),
+}
+
+
+@pytest.mark.parametrize(("override", "message"), UNSAFE_OVERRIDES.values(), ids=UNSAFE_OVERRIDES)
+def test_run_dir_overrides_that_could_run_code_are_refused(finished_run, override, message):
+    (finished_run / ".hydra" / "overrides.yaml").write_text(f'["{override}"]')
+    with pytest.raises(ConfigError, match=message):
         run_dir_overrides([f"rerun={finished_run}"])
+
+
+def test_code_the_command_line_names_again_is_the_command_lines(finished_run):
+    """The command that started a run with a callback of its own resumes it: a sweep's trials."""
+    callback = ["+callbacks.x._target_=my.Callback", "+callbacks.x.every=2"]
+    (finished_run / ".hydra" / "overrides.yaml").write_text(json.dumps(["seed=3", *callback]))
+    assert run_dir_overrides([f"rerun={finished_run}", *callback]) == ["seed=3", *callback]
 
 
 @pytest.mark.parametrize("key", ["resume", "rerun"])

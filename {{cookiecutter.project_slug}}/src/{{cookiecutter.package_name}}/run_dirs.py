@@ -4,8 +4,10 @@ Both are read before Hydra sees the command line and become ordinary overrides: 
 overrides (from its `.hydra/overrides.yaml`), then the ones given now, which win key by key.
 `resume` trains on from `checkpoints/last.ckpt` in the same run dir (so the same W&B run, and
 the best checkpoint and early-stopping state carry on); `rerun` starts the same config afresh in
-a new run dir. Only overrides are taken from the run dir, never code: an override that names a
-`_target_` (something to instantiate) is refused, since a run dir may come from anyone.
+a new run dir. Only overrides are taken from the run dir, never code, since a run dir may come
+from anyone: one that names a `_target_` (something to instantiate) is refused unless the command
+line gives the same key again (then it is the command line's), and so is any Hydra setting
+(Hydra never saves its own there; one could add a config search path or set the environment).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def override_key(override: str) -> str:
     return override.partition("=")[0].lstrip("+~")
 
 
-def saved_overrides(run_dir: Path) -> list[str]:
+def saved_overrides(run_dir: Path, given_keys: set[str]) -> list[str]:
+    """The overrides `run_dir` was started with, but those of `given_keys` or of LAUNCH_KEYS."""
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run dir: it has no .hydra/overrides.yaml")
@@ -37,12 +40,13 @@ def saved_overrides(run_dir: Path) -> list[str]:
         raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
     if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides):
         raise ConfigError(f"{path} is not a list of overrides")
-    for override in overrides:
-        if any(part in override_key(override).split(".") for part in UNSAFE_KEY_PARTS):
-            raise ConfigError(
-                f"{path} overrides {override_key(override)}: refusing to instantiate code named by a run dir"
-            )
-    return [item for item in overrides if override_key(item) not in LAUNCH_KEYS]
+    kept = [item for item in overrides if override_key(item) not in {*given_keys, *LAUNCH_KEYS}]
+    for key in map(override_key, kept):
+        if any(part in key.split(".") for part in UNSAFE_KEY_PARTS):
+            raise ConfigError(f"{path} overrides {key}: refusing to instantiate code named by a run dir")
+        if key.split(".")[0].split("/")[0] == "hydra":
+            raise ConfigError(f"{path} overrides {key}: refusing Hydra settings from a run dir")
+    return kept
 
 
 def run_dir_overrides(args: list[str]) -> list[str]:
@@ -58,7 +62,7 @@ def run_dir_overrides(args: list[str]) -> list[str]:
         print(f"warning: {warning}", file=sys.stderr)
     given = [arg for arg in args if arg != chosen[0]]
     given_keys = {override_key(arg) for arg in given if "=" in arg or arg.startswith("~")}
-    overrides = [item for item in saved_overrides(run_dir) if override_key(item) not in given_keys]
+    overrides = saved_overrides(run_dir, given_keys)
     if key == "rerun":
         return [*overrides, *given]
     last = last_checkpoint(run_dir)
