@@ -86,6 +86,22 @@ def run_script(
     )
 
 
+def with_tests_on_path(env: dict[str, str]) -> dict[str, str]:
+    """`env` with tests/ on PYTHONPATH: for runs and their children that load kill_switch."""
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR / "tests"), env.get("PYTHONPATH")])),
+    }
+
+
+def imported_by(result: subprocess.CompletedProcess[str]) -> tuple[str, set[str]]:
+    """The stderr of a `python -X importtime ...` run without the import lines, and the modules
+    that run imported (its children's imports are their own)."""
+    lines = result.stderr.splitlines()
+    modules = {line.rpartition("|")[2].strip() for line in lines if line.startswith("import time:")}
+    return "\n".join(line for line in lines if not line.startswith("import time:")), modules
+
+
 def script_env(env: dict[str, str | None] | None = None) -> dict[str, str]:
     """This environment with W&B offline, updated by `env` (values of None are unset)."""
     merged = {**os.environ, "WANDB_MODE": "offline", **(env or {})}

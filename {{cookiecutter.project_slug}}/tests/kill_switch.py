@@ -1,7 +1,7 @@
-"""A callback that sends a real signal to its own process at a chosen point of training.
+"""Callbacks that send real signals at a chosen point of training.
 
-Tests add it with `+callbacks.kill._target_=kill_switch.SendSignal` to interrupt a run at an
-exact batch, where a kill from outside would land anywhere.
+Tests add them with `+callbacks.kill._target_=kill_switch.SendSignal` (or `SignalRunner`) to
+interrupt a run at an exact batch, where a kill from outside would land anywhere.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -49,6 +50,55 @@ class SendSignal(pl.Callback):
             and trainer.current_epoch == self.epoch
         ):
             self._send(trainer)
+
+
+class SignalRunner(pl.Callback):
+    """For the trials of a sweep or search runner: once every trial named in `trials` (run dir
+    names, e.g. "trial-001") has reached training batch `batch` of `epoch`, send `name` to the
+    runner (this process's parent), as a user would, and train on. Each such trial waits there
+    for the others, so the signal finds all of them training with a checkpoint to resume from,
+    however slow the machine. Arrivals are files in `meeting_dir`; the signal is sent once, so the
+    same command, run again, resumes the trials undisturbed."""
+
+    def __init__(self, name: str, trials: list[str], epoch: int, batch: int, meeting_dir: str) -> None:
+        self.signum = signal.Signals[name]
+        self.trials, self.epoch, self.batch = list(trials), epoch, batch
+        self.meeting_dir = Path(meeting_dir)
+
+    @staticmethod
+    def overrides(
+        name: str, trials: list[str], meeting_dir: Path, epoch: int = 1, batch: int = 0
+    ) -> list[str]:
+        """The command-line overrides that add this callback to every trial a runner starts."""
+        prefix = "+callbacks.signal_runner"
+        settings = {"name": name, "trials": f"[{','.join(trials)}]", "epoch": epoch, "batch": batch}
+        return [
+            f"{prefix}._target_=kill_switch.SignalRunner",
+            *(f"{prefix}.{key}={value}" for key, value in settings.items()),
+            f"{prefix}.meeting_dir={meeting_dir}",
+        ]
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        trial = Path(os.environ["TRAIN_RUN_DIR"]).name  # set by the runner for each trial
+        sent = self.meeting_dir / "sent"
+        if (trainer.current_epoch, batch_idx) != (self.epoch, self.batch) or trial not in self.trials:
+            return
+        if sent.exists():  # a resumed trial
+            return
+        self.meeting_dir.mkdir(parents=True, exist_ok=True)
+        (self.meeting_dir / trial).touch()
+        deadline = time.monotonic() + 600
+        while not all((self.meeting_dir / name).exists() for name in self.trials):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the trials {self.trials} did not all reach epoch {self.epoch}")
+            time.sleep(0.05)
+        try:
+            sent.open("x").close()  # the first trial to see everyone there sends it
+        except FileExistsError:
+            return
+        os.kill(os.getppid(), self.signum)
 
 
 class PoisonBatches(pl.Callback):

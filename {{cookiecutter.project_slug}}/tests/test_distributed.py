@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PROJECT_DIR, run_script, train_cli
+from conftest import PROJECT_DIR, run_script, train_cli, with_tests_on_path
 from omegaconf import OmegaConf
 from wandb_records import read_runs
 
@@ -128,8 +128,8 @@ def stopped_run(tmp_path_factory) -> Callable[[int], tuple[list[str], subprocess
                 f"+callbacks.kill.rank={rank}",
             ]
             # The child rank imports kill_switch too.
-            path = os.pathsep.join(filter(None, [str(PROJECT_DIR / "tests"), os.environ.get("PYTHONPATH")]))
-            runs[rank] = args, run_script("train.py", *args, *kill, cwd=PROJECT_DIR, env={"PYTHONPATH": path})
+            env = with_tests_on_path(dict(os.environ))
+            runs[rank] = args, run_script("train.py", *args, *kill, cwd=PROJECT_DIR, env=env)
         return runs[rank]
 
     return _run

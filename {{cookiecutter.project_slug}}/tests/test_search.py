@@ -16,7 +16,18 @@ from types import SimpleNamespace
 import optuna
 import pytest
 import yaml
-from conftest import CONFIG_DIR, MODELS, PROJECT_DIR, options, run_script, script_env, start_runner
+from conftest import (
+    CONFIG_DIR,
+    MODELS,
+    PROJECT_DIR,
+    imported_by,
+    options,
+    run_script,
+    script_env,
+    start_runner,
+    with_tests_on_path,
+)
+from kill_switch import SignalRunner
 
 from {{ cookiecutter.package_name }}.errors import RunError
 from {{ cookiecutter.package_name }}.search import (
@@ -76,10 +87,12 @@ def test_two_workers_share_the_study_prune_a_hopeless_trial_and_go_on_after_a_fa
         enqueue_trials=[{"optimizer.lr": -1.0}, {"optimizer.lr": 1.0e-7}],  # fails; learns nothing
     )
     result = run_script(
-        "-m", RUNNER, f"hparams_search={path}", "trainer.max_epochs=2", *BUDGET, "--workers", "2",
-        cwd=PROJECT_DIR, env={"PROJECT_ROOT": str(tmp_path)},
+        "-X", "importtime", "-m", RUNNER, f"hparams_search={path}", "trainer.max_epochs=2", *BUDGET,
+        "--workers", "2", cwd=PROJECT_DIR, env={"PROJECT_ROOT": str(tmp_path)},
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    errors, modules = imported_by(result)
+    assert result.returncode == 0, result.stdout[-3000:] + errors[-3000:]
+    assert not {"torch", "pytorch_lightning"} & modules  # they load in the trials only
     trials = load_study(tmp_path).get_trials()
     assert [trial.number for trial in trials] == list(range(6))
     assert len({trial.params["optimizer.lr"] for trial in trials}) == 6
@@ -105,32 +118,10 @@ def checkpoint(trial: optuna.trial.FrozenTrial) -> Path:
     return Path(trial.user_attrs.get(RUN_DIR, "-")) / "checkpoints" / "last.ckpt"
 
 
-def wait_for_long_trials_training(runner: subprocess.Popen, root: Path, lengths: list[int]) -> None:
-    """Until the short trials have finished and each long one has saved its first epochs (so
-    that the signal surely comes before its end). `lengths`: each trial's epochs, in order."""
-    deadline = time.monotonic() + 600
-    while True:
-        assert runner.poll() is None, "the search ended before its long trials were seen training"
-        assert time.monotonic() < deadline, "the long trials did not start within 10 minutes"
-        if any(root.glob("logs/searches/*/trial-*.log")):  # the study exists: trials started
-            trials = load_study(root).get_trials()
-            longest = max(lengths)
-            if len(trials) == len(lengths) and all(
-                trial.state == States.COMPLETE
-                if epochs < longest
-                else trial.state == States.RUNNING
-                and 1 <= len(trial.intermediate_values) <= epochs // 2
-                and checkpoint(trial).is_file()
-                for trial, epochs in zip(trials, lengths, strict=True)
-            ):
-                return
-        time.sleep(0.1)
-
-
 def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trials(tmp_path):
-    # Two short trials finish first; the two long ones (an epoch takes 0.1 s on a quiet machine)
-    # surely are training when the signal comes, whatever the machine's speed.
-    short, long = 2, 60
+    # Two short trials finish first; the two long ones signal the runner once both have trained an
+    # epoch (kill_switch.SignalRunner), so the signal finds both training, however slow the machine.
+    short, long = 2, 4
     lengths = [short, short, long, long]
     path = search_file(
         tmp_path,
@@ -144,12 +135,11 @@ def test_stopped_study_continues_with_two_runners_resuming_the_interrupted_trial
             for lr, epochs in zip([2.0e-3, 4.0e-3, 6.0e-3, 8.0e-3], lengths, strict=True)
         ],
     )
-    args = ["-m", RUNNER, f"hparams_search={path}", "~callbacks.early_stopping", *BUDGET]  # all epochs
-    env = script_env({"PROJECT_ROOT": str(tmp_path)})
+    signal_runner = SignalRunner.overrides("SIGTERM", ["trial-002", "trial-003"], tmp_path / "meeting")
+    args = ["-m", RUNNER, f"hparams_search={path}", "~callbacks.early_stopping", *BUDGET, *signal_runner]
+    env = with_tests_on_path(script_env({"PROJECT_ROOT": str(tmp_path)}))
     runner = start_runner(*args, "--workers", "2", env=env)
     try:
-        wait_for_long_trials_training(runner, tmp_path, lengths)
-        runner.send_signal(signal.SIGTERM)
         _, errors = runner.communicate(timeout=600)
     finally:
         runner.kill()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, run_script, script_env
+from conftest import PROJECT_DIR, run_script, script_env, with_tests_on_path
 from slurm_cluster import Cluster, missing_programs, slurm_cluster
 from wandb_records import read_runs
 
@@ -51,8 +51,7 @@ def cluster() -> Iterator[Cluster]:
 
 def job_env(cluster: Cluster) -> dict[str, str]:
     """SLURM_CONF for the launcher and, through sbatch, for the jobs; tests/ on the path for kill_switch."""
-    path = os.pathsep.join(filter(None, [str(PROJECT_DIR / "tests"), os.environ.get("PYTHONPATH")]))
-    return script_env({**cluster.env, "PYTHONPATH": path})
+    return with_tests_on_path(script_env(cluster.env))
 
 
 def multirun(sweep_dir: Path, *overrides: str, env: dict[str, str]) -> subprocess.Popen:

@@ -6,17 +6,16 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DEFAULT_LOGGER, PROJECT_DIR, run_script, start_runner
+from conftest import DEFAULT_LOGGER, PROJECT_DIR, imported_by, run_script, start_runner, with_tests_on_path
 from hydra.core.hydra_config import HydraConfig
+from kill_switch import SignalRunner
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
@@ -119,8 +118,12 @@ def test_sweeping_over_experiment_works_without_a_plus(compose_config, experimen
 
 
 def run_sweep(tmp_path: Path, sweep_file: Path, *args: str) -> tuple[str, dict]:
-    result = run_script("-m", RUNNER, str(sweep_file), "--dir", str(tmp_path), *args, cwd=PROJECT_DIR)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    command = ["-X", "importtime", "-m", RUNNER, str(sweep_file), "--dir", str(tmp_path), *args]
+    result = run_script(*command, cwd=PROJECT_DIR)
+    errors, modules = imported_by(result)
+    assert result.returncode == 0, result.stdout[-3000:] + errors[-3000:]
+    # The runner starts trials and reads their metrics.json; torch loads in the trials only.
+    assert not {"torch", "pytorch_lightning"} & modules
     return result.stdout, json.loads((tmp_path / "results.json").read_text())
 
 
@@ -208,21 +211,6 @@ def read_results(sweep_dir: Path) -> dict:
     return json.loads((sweep_dir / "results.json").read_text())
 
 
-def wait_for_second_trial_to_train(runner: subprocess.Popen, sweeps_dir: Path) -> Path:
-    """The sweep dir, once a trial has finished and the next one has saved an epoch."""
-    deadline = time.monotonic() + 600
-    while True:
-        assert runner.poll() is None and time.monotonic() < deadline, "no second trial trained"
-        for sweep_dir in sweeps_dir.glob("*/"):
-            if (sweep_dir / "results.json").is_file():
-                states = [trial["state"] for trial in read_results(sweep_dir)["trials"]]
-                running = sweep_dir / f"trial-{len(states) - 1:03d}"
-                saved = (running / "checkpoints" / "last.ckpt").is_file()
-                if "finished" in states and states.count("running") == 1 and saved:
-                    return sweep_dir
-        time.sleep(0.1)
-
-
 # A count above the grid's 3 points: the grid must end when every point has run once.
 INTERRUPTIONS = {
     "sigint-grid": (signal.SIGINT, "grid", ["--count", "4"]),
@@ -239,8 +227,8 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
         sweep_file = grid_file(tmp_path, {"optimizer.lr": {"values": grid_points}})
     else:
         sweep_file = SWEEP_FILES[sweep_name]
-    # Seconds of training for the signal to arrive in: an epoch takes 0.1 s on a quiet machine.
-    epochs = 30
+    # The second trial signals the runner in its second epoch, after a checkpoint.
+    epochs, interrupted = 3, "trial-001"
     command = [
         sys.executable,
         "-m",
@@ -250,15 +238,15 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
         f"trainer.max_epochs={epochs}",
         f"callbacks.early_stopping.patience={epochs}",  # every trial trains all its epochs
         "logger=csv",
+        *SignalRunner.overrides(signum.name, [interrupted], tmp_path / "meeting"),
     ]
-    env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path / "root")}
+    env = with_tests_on_path({**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path / "root")})
     runner = start_runner(*command[1:], env=env)
     try:
-        sweep_dir = wait_for_second_trial_to_train(runner, tmp_path / "root" / "logs" / "sweeps")
-        runner.send_signal(signum)
         output, errors = runner.communicate(timeout=600)
     finally:
         runner.kill()
+    (sweep_dir,) = (tmp_path / "root" / "logs" / "sweeps").iterdir()
 
     assert runner.returncode == 128 + signum
     (line,) = errors.strip().splitlines()
@@ -266,8 +254,7 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
     assert "rank  trial" in output
     stopped = {trial["name"]: trial for trial in read_results(sweep_dir)["trials"]}
     # The runner passed the signal on: the running trial stopped instead of training to its end.
-    interrupted = max(stopped)
-    assert stopped[interrupted]["state"] == f"interrupted ({signum.name})"
+    assert max(stopped) == interrupted and stopped[interrupted]["state"] == f"interrupted ({signum.name})"
     finished = {name: trial for name, trial in stopped.items() if trial["state"] == "finished"}
     assert finished and all(trial["metrics"]["test/acc"] > 0 for trial in finished.values())
     written = {name: (sweep_dir / name / "metrics.json").stat().st_mtime_ns for name in finished}
