@@ -180,9 +180,10 @@ def test_unsafe_or_broken_checkpoint_is_one_line_and_runs_nothing(run, tmp_path,
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("entry_point", ["eval", "predict"])
-@pytest.mark.parametrize("call", FOREIGN_CALLS)
-def test_hyperparameters_naming_foreign_code_are_refused(run, tmp_path, entry_point, call):
+# Each foreign call through one entry point that builds the network from a checkpoint (a fresh
+# interpreter each); where in the hyperparameters it hides is covered in-process below.
+@pytest.mark.parametrize(("call", "entry_point"), [("os-system", "eval"), ("file-write", "predict")])
+def test_hyperparameters_naming_foreign_code_are_refused(run, tmp_path, call, entry_point):
     marker = tmp_path / "marker"
     config = FOREIGN_CALLS[call](marker)
     ckpt = write(run / "checkpoints" / f"{tmp_path.name}.ckpt", with_foreign_network(run, config))
