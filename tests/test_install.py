@@ -48,15 +48,15 @@ FIRST_TIME_STEPS = {"git_init"}
 # Two cores: more parallel renders or suites only queue for them.
 WORKERS = 2
 # The quick tier of a generated suite: every config composes (what the options prune), the
-# README's tables match the configs, a short training with the chosen logger and the CLI, and
-# W&B's own tests where it is the default (every render has the same four logger configs, whose
-# tests the default rendering's full suite runs). The multi-process files are marked slow there.
+# README's tables match the configs, a short training with the chosen logger, and the CLI. The
+# options change configs, docs, packaging and which optional modules exist (SLURM, Optuna), not
+# the code of the rest, so its own tests (W&B's, the multi-process files) run once, in the
+# default's full suite.
 QUICK_TIER = (
     "tests/test_configs.py",
     "tests/test_readme.py",
     "tests/test_training.py",
 )
-LOGGER_TESTS = {"wandb": "tests/test_wandb.py"}
 # Left out: trainings in fresh interpreters (about a minute each on a busy 2-core machine), and
 # trainings of the loop itself (resume, per-step logging, progress bar, loading a checkpoint, the
 # four loggers in one run: every render has all four logger configs). None depends on an option;
@@ -64,7 +64,7 @@ LOGGER_TESTS = {"wandb": "tests/test_wandb.py"}
 QUICK_SKIP = " and ".join(
     f"not {name}"
     for name in (
-        *("benchmark", "multirun", "train_then_eval", "without_login"),
+        *("benchmark", "multirun", "train_then_eval", "without_login", "needs_no_wandb"),
         *("logs_the_loss", "resume", "progress_bar", "loads_without_hydra", "holds"),
     )
 )
@@ -141,8 +141,7 @@ def quick_suites(installed) -> dict[str, subprocess.CompletedProcess[str]]:
 
     def run_files(name: str) -> subprocess.CompletedProcess[str]:
         render = installed[f"combination-{name}"]
-        logger = COMBINATIONS[name].get("logger", "wandb")
-        files = [f for f in (*QUICK_TIER, LOGGER_TESTS.get(logger)) if f and (render.project / f).exists()]
+        files = [f for f in QUICK_TIER if (render.project / f).exists()]
         options = ("-q", "-p", "no:cacheprovider", "-m", "not slow", "-k", QUICK_SKIP)
         return render.run(render.python, "-m", "pytest", *options, *files, cwd=render.project, timeout=900)
 
