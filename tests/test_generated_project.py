@@ -123,11 +123,12 @@ def passed_tests(junit_xml: Path) -> set[str]:
 def test_generated_test_suite_passes(project, name, tmp_path):
     path, python = project
     junit_xml = tmp_path / "junit.xml"
-    # Under `make test` the template's workers already fill the cores: a slice runs on one.
-    workers = "0" if "PYTEST_XDIST_WORKER" in os.environ else "2"
+    # Two processes a slice even beside the template's other worker: a slice's tail, or a test
+    # waiting on a signal or on SLURM, then leaves no core idle (with one process a slice, one
+    # worker ran two slices back to back while the other sat idle for minutes).
     command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15"]
     status, output = run_guarded(
-        [*command, "-n", workers, "--dist", "loadfile", f"--junitxml={junit_xml}", *slice_arguments(name)],
+        [*command, "-n", "2", "--dist", "loadfile", f"--junitxml={junit_xml}", *slice_arguments(name)],
         cwd=path,
         env={**offline(python), "REQUIRE_SLURM": "1"},  # the SLURM tests fail, not skip (.ci/run installs it)
         seconds=GUARD * SLICES[name][1],
