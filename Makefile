@@ -25,10 +25,10 @@ demo: $(BIN)/.installed
 	@echo "Results: $$(ls -d $(CURDIR)/$(DEMO_DIR)/my-ml-project/logs/runs/*/* | tail -n 1)"
 	@echo "  metrics.json, checkpoints/{best,last}.ckpt, learning_curves.png, confusion_matrix.png, train.log, wandb/ (offline run)"
 
-# Two workers, one per core; a test file stays on one of them (tests/conftest.py), but the
+# Two workers, one per core; a test file goes to one of them whole (tests/conftest.py), but the
 # generated project's own suite runs in slices (tests/test_generated_project.py), spread over both.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=30
+	$(BIN)/python -m pytest -n 2 --durations=30
 
 # The template's own Python; the Jinja sources are linted after rendering, by the tests.
 LINT_PATHS := hooks tests scripts local_extensions.py

@@ -90,10 +90,30 @@ def venv_on_this_environment(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (`make test`: --dist loadgroup)
+# The generated project's own suite, in slices (test_generated_project.SLICES).
+SLICE_TEST = "tests/test_generated_project.py::test_generated_test_suite_passes["
+
+
+def work_unit(nodeid: str) -> str:
+    """What `make test` hands an xdist worker whole: a test file, so its module fixtures (renders,
+    installs) are built once; each slice of the generated suite is a unit of its own."""
+    return nodeid if nodeid.startswith(SLICE_TEST) else nodeid.partition("::")[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Units by `work_unit`, in collection order. Not `--dist loadgroup` with xdist_group marks:
+    with pytest 9.2, pytest-xdist 3.8 loses them and spreads a file's tests over both workers,
+    building its fixtures twice (pytest-dev/pytest-xdist#1386)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order below, not the largest file first
+    return WorkUnitScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test file runs on one worker, its module fixtures (renders, installs) built once, unless
-    its tests name their own xdist_group: the generated suite's slices spread over the workers."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
+    """The slices first: the longest units start at once, the short files fill the end."""
+    items.sort(key=lambda item: not item.nodeid.startswith(SLICE_TEST))

@@ -14,17 +14,17 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from conftest import TEMPLATE_DIR, pip, venv_on_this_environment
+from conftest import SLICE_TEST, TEMPLATE_DIR, pip, venv_on_this_environment, work_unit
 from packaging.requirements import Requirement
 from user_extensions import DISCOVERED_TEST_IDS, add_user_extensions
 
 pytestmark = pytest.mark.slow
 
-# The generated suite in slices, each a test of its own (an xdist_group: `make test` runs them
-# on both workers beside the other files) with an upper estimate of its seconds on one process
-# of a quiet 2-core machine beside the template's other tests (the whole suite took 550 s there
-# on two workers). "rest" is every file the others leave out, so a new test file always runs.
-# The guard is five times that: a hang fails it, a machine three times slower or busier does not.
+# The generated suite in slices, each a test and a work unit of its own (conftest.work_unit:
+# `make test` runs them on both workers beside the other files) with an upper estimate of its
+# seconds on a quiet 2-core machine beside the template's other tests. "rest" is every file the
+# others leave out, so a new test file always runs. The guard is five times that: a hang fails
+# it, a machine three times slower or busier does not.
 SLICES: dict[str, tuple[tuple[str, ...], int]] = {
     "search-sweeps-slurm": (("tests/test_search.py", "tests/test_sweeps.py", "tests/test_slurm.py"), 300),
     "processes": (
@@ -117,9 +117,7 @@ def passed_tests(junit_xml: Path) -> set[str]:
     }
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=pytest.mark.xdist_group(f"generated-{name}")) for name in SLICES]
-)
+@pytest.mark.parametrize("name", SLICES)
 def test_generated_test_suite_passes(project, name, tmp_path):
     path, python = project
     junit_xml = tmp_path / "junit.xml"
@@ -145,15 +143,14 @@ def test_generated_test_suite_passes(project, name, tmp_path):
     print(output[output.find("slowest 15 durations") - 30 :])  # -rP shows where the time went
 
 
-def test_each_slice_is_an_xdist_group_and_every_other_test_file_one(request):
-    """What lets `make test` (--dist loadgroup) spread the slices yet build a file's fixtures once."""
-    for item in request.session.items:
-        (group,) = [mark.args[0] for mark in item.iter_markers("xdist_group")]
-        slice_name = item.callspec.params.get("name") if hasattr(item, "callspec") else None
-        if item.originalname == "test_generated_test_suite_passes":
-            assert group == f"generated-{slice_name}"
-        else:
-            assert group == item.nodeid.partition("::")[0]
+def test_make_test_hands_each_slice_to_a_worker_alone_and_every_other_file_whole(request):
+    """What lets `make test` spread the slices yet build a file's fixtures once (conftest)."""
+    slice_ids = [f"{SLICE_TEST}{name}]" for name in SLICES]
+    assert [work_unit(nodeid) for nodeid in slice_ids] == slice_ids
+    units = {item.nodeid: work_unit(item.nodeid) for item in request.session.items}
+    slices = [nodeid for nodeid in units if nodeid in slice_ids]
+    assert all(unit == nodeid.partition("::")[0] for nodeid, unit in units.items() if nodeid not in slices)
+    assert list(units)[: len(slices)] == slices  # first in line
 
 
 def test_default_training_writes_metrics_and_checkpoints(project):
