@@ -40,7 +40,8 @@ def saved_overrides(run_dir: Path, given_keys: set[str]) -> list[str]:
         raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
     if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides):
         raise ConfigError(f"{path} is not a list of overrides")
-    kept = [item for item in overrides if override_key(item) not in {*given_keys, *LAUNCH_KEYS}]
+    dropped = {*given_keys, *LAUNCH_KEYS}
+    kept = [item for item in overrides if override_key(item) not in dropped]
     for key in map(override_key, kept):
         if any(part in key.split(".") for part in UNSAFE_KEY_PARTS):
             raise ConfigError(f"{path} overrides {key}: refusing to instantiate code named by a run dir")

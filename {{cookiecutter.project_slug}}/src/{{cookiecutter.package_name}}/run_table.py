@@ -30,6 +30,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .failures import FAILURE_FILE, MULTIRUN, Multirun
+from .paths import METRICS_FILE
 from .run_dirs import override_key
 from .utils.console import flat, print_table
 
@@ -104,7 +105,7 @@ def read_run(run_dir: Path) -> Run:
     config = read_yaml(run_dir / "record" / "config.yaml") or read_yaml(run_dir / ".hydra" / "config.yaml")
     run.config = {key.rstrip("."): value for key, value in flat(config or {}).items()}
     run.started = datetime.fromtimestamp((run_dir / ".hydra").stat().st_mtime)
-    if (metrics := read_json(run_dir / "metrics.json")) is not None:
+    if (metrics := read_json(run_dir / METRICS_FILE)) is not None:
         run.metrics, run.status = metrics, "ok"
     if (failure := read_json(run_dir / FAILURE_FILE)) is not None:
         run.status, run.reason = failure.get("status", "failed"), failure.get("reason", "")
