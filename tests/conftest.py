@@ -94,10 +94,14 @@ def venv_on_this_environment(venv: Path) -> Path:
 SLICE_TEST = "tests/test_generated_project.py::test_generated_test_suite_passes["
 
 
+def is_slice(nodeid: str) -> bool:
+    return nodeid.startswith(SLICE_TEST)
+
+
 def work_unit(nodeid: str) -> str:
     """What `make test` hands an xdist worker whole: a test file, so its module fixtures (renders,
     installs) are built once; each slice of the generated suite is a unit of its own."""
-    return nodeid if nodeid.startswith(SLICE_TEST) else nodeid.partition("::")[0]
+    return nodeid if is_slice(nodeid) else nodeid.partition("::")[0]
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
@@ -116,4 +120,4 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slices first: the longest units start at once, the short files fill the end."""
-    items.sort(key=lambda item: not item.nodeid.startswith(SLICE_TEST))
+    items.sort(key=lambda item: not is_slice(item.nodeid))

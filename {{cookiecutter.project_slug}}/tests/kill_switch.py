@@ -81,11 +81,11 @@ class SignalRunner(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if (trainer.current_epoch, batch_idx) != (self.epoch, self.batch):
+            return
         trial = Path(os.environ["TRAIN_RUN_DIR"]).name  # set by the runner for each trial
         sent = self.meeting_dir / "sent"
-        if (trainer.current_epoch, batch_idx) != (self.epoch, self.batch) or trial not in self.trials:
-            return
-        if sent.exists():  # a resumed trial
+        if trial not in self.trials or sent.exists():  # another trial, or one resumed
             return
         self.meeting_dir.mkdir(parents=True, exist_ok=True)
         (self.meeting_dir / trial).touch()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sys
@@ -13,7 +12,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DEFAULT_LOGGER, PROJECT_DIR, imported_by, run_script, start_runner, with_tests_on_path
+from conftest import (
+    DEFAULT_LOGGER,
+    PROJECT_DIR,
+    imported_by,
+    run_script,
+    script_env,
+    start_runner,
+    with_tests_on_path,
+)
 from hydra.core.hydra_config import HydraConfig
 from kill_switch import SignalRunner
 from omegaconf import OmegaConf
@@ -240,7 +247,7 @@ def test_interrupted_sweep_keeps_finished_trials_and_the_same_command_continues(
         "logger=csv",
         *SignalRunner.overrides(signum.name, [interrupted], tmp_path / "meeting"),
     ]
-    env = with_tests_on_path({**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path / "root")})
+    env = with_tests_on_path(script_env({"PROJECT_ROOT": str(tmp_path / "root")}))
     runner = start_runner(*command[1:], env=env)
     try:
         output, errors = runner.communicate(timeout=600)
