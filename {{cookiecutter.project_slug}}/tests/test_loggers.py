@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PROJECT_DIR, run_script, train_cli
-from wandb_records import read_runs
+from wandb_records import read_runs, write_out_runs_of_this_process
 
 from {{ cookiecutter.package_name }}.utils.loggers import build_loggers, finish_wandb
 
@@ -185,5 +185,6 @@ def test_experiment_tags_and_notes_reach_every_logger(compose_config, tmp_path, 
         built.save()
         built.finalize("success")
     finish_wandb(exit_code=0)
+    write_out_runs_of_this_process()
     tags, notes = read_labels(logger, run_dir, tmp_path)
     assert (sorted(tags), notes) == (["digits", "resnet"], "a b")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import wandb
 from wandb.proto import wandb_internal_pb2
 
 BLOCK_SIZE = 32 * 1024
@@ -81,6 +82,19 @@ def read_run(path: Path) -> WandbRun:
         elif kind == "artifact":
             run.artifacts.append(record.artifact.name)
     return run
+
+
+def write_out_runs_of_this_process() -> None:
+    """Have W&B write the runs this process finished to disk, before a test reads them back.
+
+    W&B's service keeps an offline run's log in memory until it closes the run's stream: during
+    a run the file holds only its header. `wandb.finish()` asks for the close without waiting
+    for it, so a file read right after `finish()` returns may still be only the header.
+    Shutting the service down waits for every stream to close; the next `wandb.init` starts a
+    new service. A run that ends with its process needs none of this: wandb shuts its service
+    down on exit.
+    """
+    wandb.teardown()
 
 
 def read_runs(run_dir: Path) -> list[WandbRun]:
